@@ -54,6 +54,9 @@ int mesh_client_start(mesh_client_t *c);
  * last with final=true, unless mesh_client_cancel() is called first.
  * Returns 0, MESH_ENOWORKER (no live router), MESH_EINVAL, MESH_EBUSY.
  * *handle (if non-NULL) receives an id for mesh_client_cancel.
+ * (Transport note: also MESH_ENOMEM, and MESH_EIO when the router's socket
+ * failed; MESH_EINVAL covers an id that is already in flight. Never 0 for a
+ * handle; the callback is never called when the return is not 0.)
  */
 int mesh_client_request(mesh_client_t *c, const char *service, const mesh_request_t *req,
                         mesh_client_cb cb, void *arg, uint64_t *handle);
@@ -67,7 +70,11 @@ int mesh_client_routers_alive(const mesh_client_t *c);
 /* Requests in flight. */
 uint32_t mesh_client_inflight(const mesh_client_t *c);
 
-/* Fail all in-flight requests with MESH_ECANCELED, close sockets and free. NULLs *c_p. */
+/*
+ * Fail all in-flight requests with MESH_ECANCELED, close sockets and free. NULLs *c_p.
+ * (Transport note: the memory is released from the timers' close callbacks,
+ * so the loop must run once more, as for mesh_uvzmq_close.)
+ */
 void mesh_client_destroy(mesh_client_t **c_p);
 
 #endif

@@ -21,11 +21,11 @@ typedef enum {
 } mesh_config_type_t;
 
 typedef struct {
-    const char *name;      /* e.g. "MESH_HEARTBEAT_MS" */
+    const char *name; /* e.g. "MESH_HEARTBEAT_MS" */
     mesh_config_type_t type;
-    const char *def;       /* default value as text */
-    int64_t min, max;      /* bounds for MESH_CFG_INT */
-    const char *help;      /* one line */
+    const char *def;  /* default value as text */
+    int64_t min, max; /* bounds for MESH_CFG_INT */
+    const char *help; /* one line */
     /* filled by mesh_config_load: */
     int64_t i;
     const char *s;

@@ -13,26 +13,26 @@
 #define MESH_ERR_H
 
 /* XX(NAME, value, "wire_name", "message") */
-#define MESH_ERR_MAP(XX)                                                                    \
-    XX(EINVAL, -1, "invalid_argument", "invalid argument")                                  \
-    XX(ENOMEM, -2, "out_of_memory", "out of memory")                                        \
-    XX(EPROTO, -3, "protocol_error", "malformed or unexpected protocol message")            \
-    XX(ETOOBIG, -4, "too_large", "size limit exceeded")                                     \
-    XX(ETIMEDOUT, -5, "deadline_exceeded", "deadline exceeded")                             \
-    XX(ENOWORKER, -6, "no_worker", "no worker available for the service")                  \
-    XX(EBUSY, -7, "overloaded", "queue full, try again later")                              \
-    XX(ENOTFOUND, -8, "not_found", "not found")                                             \
-    XX(EUNAVAIL, -9, "unavailable", "a dependency is unavailable")                          \
-    XX(EIO, -10, "io_error", "I/O error")                                                   \
-    XX(EUNKNOWNTOOL, -11, "unknown_tool", "unknown tool")                                   \
-    XX(EBADARGS, -12, "invalid_tool_arguments", "tool arguments do not match the schema")   \
-    XX(EDENIED, -13, "tool_not_allowed", "tool not allowed for this agent")                 \
-    XX(ETOOL, -14, "tool_failed", "tool execution failed")                                  \
-    XX(ECONFIG, -15, "config_error", "invalid configuration")                               \
-    XX(ECANCELED, -16, "canceled", "operation canceled")                                    \
-    XX(ESTATE, -17, "invalid_state", "operation not valid in the current state")            \
-    XX(EUNKNOWNOP, -18, "unknown_operation", "unknown operation for this service")          \
-    XX(ESTEPS, -19, "step_budget_exhausted", "agent step budget exhausted")                 \
+#define MESH_ERR_MAP(XX)                                                                           \
+    XX(EINVAL, -1, "invalid_argument", "invalid argument")                                         \
+    XX(ENOMEM, -2, "out_of_memory", "out of memory")                                               \
+    XX(EPROTO, -3, "protocol_error", "malformed or unexpected protocol message")                   \
+    XX(ETOOBIG, -4, "too_large", "size limit exceeded")                                            \
+    XX(ETIMEDOUT, -5, "deadline_exceeded", "deadline exceeded")                                    \
+    XX(ENOWORKER, -6, "no_worker", "no worker available for the service")                          \
+    XX(EBUSY, -7, "overloaded", "queue full, try again later")                                     \
+    XX(ENOTFOUND, -8, "not_found", "not found")                                                    \
+    XX(EUNAVAIL, -9, "unavailable", "a dependency is unavailable")                                 \
+    XX(EIO, -10, "io_error", "I/O error")                                                          \
+    XX(EUNKNOWNTOOL, -11, "unknown_tool", "unknown tool")                                          \
+    XX(EBADARGS, -12, "invalid_tool_arguments", "tool arguments do not match the schema")          \
+    XX(EDENIED, -13, "tool_not_allowed", "tool not allowed for this agent")                        \
+    XX(ETOOL, -14, "tool_failed", "tool execution failed")                                         \
+    XX(ECONFIG, -15, "config_error", "invalid configuration")                                      \
+    XX(ECANCELED, -16, "canceled", "operation canceled")                                           \
+    XX(ESTATE, -17, "invalid_state", "operation not valid in the current state")                   \
+    XX(EUNKNOWNOP, -18, "unknown_operation", "unknown operation for this service")                 \
+    XX(ESTEPS, -19, "step_budget_exhausted", "agent step budget exhausted")                        \
     XX(EINTERNAL, -20, "internal_error", "internal error")
 
 enum {

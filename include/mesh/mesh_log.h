@@ -31,8 +31,8 @@ void mesh_log_write(mesh_log_level_t level, const char *subsys, const char *fmt,
     __attribute__((format(printf, 3, 4)));
 
 #define mesh_log_debug(sub, ...) mesh_log_write(MESH_LOG_DEBUG, (sub), __VA_ARGS__)
-#define mesh_log_info(sub, ...) mesh_log_write(MESH_LOG_INFO, (sub), __VA_ARGS__)
-#define mesh_log_warn(sub, ...) mesh_log_write(MESH_LOG_WARN, (sub), __VA_ARGS__)
+#define mesh_log_info(sub, ...)  mesh_log_write(MESH_LOG_INFO, (sub), __VA_ARGS__)
+#define mesh_log_warn(sub, ...)  mesh_log_write(MESH_LOG_WARN, (sub), __VA_ARGS__)
 #define mesh_log_error(sub, ...) mesh_log_write(MESH_LOG_ERROR, (sub), __VA_ARGS__)
 
 /* Maximum bytes of peer data shown by mesh_log_sanitize (before escaping). */

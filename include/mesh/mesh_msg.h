@@ -40,7 +40,7 @@
 
 #include "mesh_limits.h"
 
-#define MESH_MSG_VERSION 1
+#define MESH_MSG_VERSION    1
 #define MESH_TENANT_DEFAULT "default"
 
 typedef struct {

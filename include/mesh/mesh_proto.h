@@ -30,8 +30,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define MESH_PROTO_CLIENT "MESHC01"
-#define MESH_PROTO_WORKER "MESHW01"
+#define MESH_PROTO_CLIENT  "MESHC01"
+#define MESH_PROTO_WORKER  "MESHW01"
 #define MESH_PROTO_SIG_LEN 7
 
 typedef enum {

@@ -26,7 +26,7 @@ typedef struct mesh_redis mesh_redis_t;
 typedef struct {
     const char *host;
     int port;
-    uint64_t timeout_ms;       /* per-command timeout, also the connect timeout */
+    uint64_t timeout_ms; /* per-command timeout, also the connect timeout */
     uint64_t reconnect_min_ms;
     uint64_t reconnect_max_ms;
 } mesh_redis_opts_t;
@@ -51,6 +51,9 @@ bool mesh_redis_up(const mesh_redis_t *r);
 /*
  * Queue a command given as argv/argvlen (binary safe). Returns 0 (cb will be
  * called exactly once) or MESH_EUNAVAIL (not connected; cb not called).
+ * Also (cb not called): MESH_EINVAL for a missing cb/argv and for commands
+ * whose replies break the one-reply-per-command FIFO (SUBSCRIBE family,
+ * MONITOR), MESH_ENOMEM. cb is never called from inside this function.
  */
 int mesh_redis_command(mesh_redis_t *r, mesh_redis_cb cb, void *arg, int argc, const char **argv,
                        const size_t *argvlen);
@@ -58,7 +61,12 @@ int mesh_redis_command(mesh_redis_t *r, mesh_redis_cb cb, void *arg, int argc, c
 /* Pending commands. */
 size_t mesh_redis_pending(const mesh_redis_t *r);
 
-/* Fail pending commands with MESH_ECANCELED, disconnect, free. NULLs *r_p. */
+/*
+ * Fail pending commands with MESH_ECANCELED, disconnect, free. NULLs *r_p.
+ * state_cb is not called. Safe from inside any callback of this module; the
+ * memory is released by the loop's close callbacks, so the loop must run
+ * once more afterwards.
+ */
 void mesh_redis_destroy(mesh_redis_t **r_p);
 
 #endif

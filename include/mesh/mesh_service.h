@@ -46,8 +46,8 @@ typedef struct mesh_service_ctx {
 } mesh_service_ctx_t;
 
 typedef struct {
-    const char *name;    /* "router", also the log service name */
-    const char *summary; /* one line for --help */
+    const char *name;            /* "router", also the log service name */
+    const char *summary;         /* one line for --help */
     mesh_config_entry_t *config; /* service-specific entries (may be NULL) */
     size_t n_config;
     /* Create the service and start serving. Store the service object in *state. 0 or MESH_E*. */

@@ -16,6 +16,7 @@
 #ifndef MESH_UVZMQ_H
 #define MESH_UVZMQ_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <uv.h>
 
@@ -55,6 +56,19 @@ size_t mesh_uvzmq_parked(const mesh_uvzmq_t *s);
 
 /* The raw zmq socket (for getsockopt in tests). */
 void *mesh_uvzmq_socket(mesh_uvzmq_t *s);
+
+/* ---- added by the transport owner (not in the original contract) ---------- */
+
+/*
+ * true when a whole message is waiting to be read (ZMQ_EVENTS has POLLIN),
+ * whether or not the loop has read it yet. Liveness checks use it so a loop
+ * that was blocked does not declare a peer dead whose heartbeat is sitting
+ * unread in the socket. The adapter re-checks the socket before the loop
+ * blocks, so the message is still delivered through the callback.
+ */
+bool mesh_uvzmq_readable(mesh_uvzmq_t *s);
+
+/* ---------------------------------------------------------------------------- */
 
 /*
  * Stop polling, close the zmq socket and the uv handles, NULL *s_p. Memory is

@@ -33,14 +33,14 @@ typedef struct mesh_worker mesh_worker_t;
 typedef struct mesh_worker_req mesh_worker_req_t;
 
 typedef struct {
-    const char *service;                 /* "llm", "tools", "memory" */
+    const char *service;                     /* "llm", "tools", "memory" */
     const char *endpoints[MESH_MAX_ROUTERS]; /* router backend endpoints (borrowed) */
     int n_endpoints;
-    uint32_t capacity;                   /* requests in flight at once */
-    uint64_t heartbeat_ms;               /* MESH_HEARTBEAT_MS */
-    uint32_t liveness;                   /* MESH_HEARTBEAT_LIVENESS */
-    uint64_t reconnect_min_ms;           /* MESH_RECONNECT_MIN_MS */
-    uint64_t reconnect_max_ms;           /* MESH_RECONNECT_MAX_MS */
+    uint32_t capacity;         /* requests in flight at once */
+    uint64_t heartbeat_ms;     /* MESH_HEARTBEAT_MS */
+    uint32_t liveness;         /* MESH_HEARTBEAT_LIVENESS */
+    uint64_t reconnect_min_ms; /* MESH_RECONNECT_MIN_MS */
+    uint64_t reconnect_max_ms; /* MESH_RECONNECT_MAX_MS */
     mesh_zsock_opts_t zopts;
 } mesh_worker_opts_t;
 
@@ -84,10 +84,16 @@ uint32_t mesh_worker_inflight(const mesh_worker_t *w);
  * once every in-flight request got its final or after grace_ms, whichever is
  * first. Requests still open then are finalled with MESH_EUNAVAIL.
  */
-void mesh_worker_drain(mesh_worker_t *w, uint64_t grace_ms, void (*done_cb)(mesh_worker_t *, void *),
-                       void *arg);
+void mesh_worker_drain(mesh_worker_t *w, uint64_t grace_ms,
+                       void (*done_cb)(mesh_worker_t *, void *), void *arg);
 
-/* Close sockets and timers and free. Open requests are dropped. NULLs *w_p. */
+/*
+ * Close sockets and timers and free. Open requests are dropped. NULLs *w_p.
+ * (Transport notes: a request the handler still holds stays valid and must
+ * still be passed to mesh_worker_final(), which frees it and returns
+ * MESH_ECANCELED. The worker's memory is released from its timers' close
+ * callbacks, so the loop must run once more, as for mesh_uvzmq_close.)
+ */
 void mesh_worker_destroy(mesh_worker_t **w_p);
 
 #endif

@@ -6,8 +6,8 @@ const char *mesh_strerror(int code)
     switch (code) {
     case MESH_OK:
         return "success";
-#define MESH__ERR_MSG(name, val, wire, msg)                                                       \
-    case MESH_##name:                                                                             \
+#define MESH__ERR_MSG(name, val, wire, msg)                                                        \
+    case MESH_##name:                                                                              \
         return msg;
         MESH_ERR_MAP(MESH__ERR_MSG)
 #undef MESH__ERR_MSG
@@ -21,8 +21,8 @@ const char *mesh_err_name(int code)
     switch (code) {
     case MESH_OK:
         return "ok";
-#define MESH__ERR_NAME(name, val, wire, msg)                                                      \
-    case MESH_##name:                                                                             \
+#define MESH__ERR_NAME(name, val, wire, msg)                                                       \
+    case MESH_##name:                                                                              \
         return wire;
         MESH_ERR_MAP(MESH__ERR_NAME)
 #undef MESH__ERR_NAME
