@@ -1,0 +1,140 @@
+/*
+ * agent_turn.h - the turn record shared by agent_loop.c (lifecycle, order,
+ * deadlines, memory, answers) and agent_steps.c (llm and tool steps).
+ */
+#ifndef ROUTER_AGENT_TURN_H
+#define ROUTER_AGENT_TURN_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "agent_loop.h"
+#include "convq.h"
+#include "heap.h"
+#include "list.h"
+#include "service_pool.h"
+
+/* The client's error when the turn lost its conversation lease (a lease.renew
+ * saw another owner, or turn.end refused to write): nothing was recorded and
+ * the message is still pending, so a retry answers it. */
+#define ROUTER_LEASE_LOST_MSG                                                                      \
+    "conversation lease lost: another router took the conversation over; nothing was recorded, "   \
+    "retry the message"
+
+/* Our request ids: 32 hex chars from mesh_id_new. */
+#define ROUTER_REQ_ID_LEN 32
+
+typedef enum {
+    TURN_QUEUED = 0, /* waiting behind another turn of the conversation */
+    TURN_BEGIN,      /* memory turn.begin in flight */
+    TURN_BACKOFF,    /* lease held elsewhere: waiting to retry turn.begin */
+    TURN_LLM,        /* llm.chat in flight */
+    TURN_TOOLS,      /* tool.call requests in flight */
+    TURN_END,        /* memory turn.end in flight */
+    TURN_ABORT,      /* answered; memory turn.abort in flight */
+} router_turn_state_t;
+
+typedef struct router_turn router_turn_t;
+
+typedef struct {
+    router_turn_t *turn;
+    char req_id[ROUTER_REQ_ID_LEN + 1]; /* "" when no request was sent */
+    const char *call_id;                /* into turn->calls */
+    const char *name;
+    json_t *arguments; /* borrowed from turn->calls */
+    bool pending;
+    bool ok;
+    json_t *text; /* json string: the result or error as JSON text */
+} router_tool_slot_t;
+
+struct router_turn {
+    router_agent_loop_t *al;
+    router_convq_item_t qitem;
+    router_heap_node_t hnode; /* wake-up: deadline, or the end of a backoff */
+    router_heap_node_t rnode; /* next lease renewal (al->renewals) while the lease is held */
+    router_list_t all;        /* al->turns */
+    router_turn_state_t state;
+
+    unsigned char client[ROUTER_IDENTITY_MAX];
+    size_t client_len;
+    mesh_request_t req; /* the client's request; args owned */
+    const char *message_id, *text, *requested_agent;
+    bool stream;
+    uint64_t deadline; /* absolute ms */
+    uint64_t wake_at;  /* end of the lease backoff */
+    uint64_t backoff_ms;
+    char owner[ROUTER_REQ_ID_LEN + 1]; /* lease owner = turn id */
+
+    router_agents_t *agents; /* the set this turn started with (a reference) */
+    const router_agent_t *agent;
+    const char *lang;
+    json_t *history;      /* from turn.begin */
+    json_t *turn_msgs;    /* assistant/tool messages of this turn, in order */
+    json_t *tool_summary; /* [{name, ok}] */
+    json_t *final_data;   /* the FINAL data once the answer is known */
+    int steps;
+
+    char pending_id[ROUTER_REQ_ID_LEN + 1]; /* the one memory/llm request in flight, or "" */
+    char renew_id[ROUTER_REQ_ID_LEN + 1];   /* lease.renew in flight, or "" */
+    uint32_t renewals;                      /* lease.renew requests sent (debug log) */
+    bool started;                           /* "turn start" logged */
+    json_t *calls;                          /* the model's tool calls of this step */
+    router_tool_slot_t *slots;
+    size_t n_slots, slots_pending;
+
+    size_t stream_sent;    /* delta bytes forwarded during this llm call */
+    size_t stream_attempt; /* delta bytes seen in the current attempt */
+    bool answered;         /* the client got its FINAL */
+};
+
+struct router_agent_loop {
+    uv_loop_t *loop;
+    router_broker_t *broker;
+    router_agents_t *agents;
+    router_agent_loop_opts_t opts;
+    router_convq_t *convq;
+    router_heap_t wakeups;
+    router_heap_t renewals; /* turns holding the lease, keyed by their next renewal */
+    uv_timer_t *timer;
+    uint64_t timer_armed; /* key + 1 the timer is armed for, 0 = not armed */
+    router_list_t turns;
+    size_t active;
+};
+
+/* agent_loop.c */
+uint64_t router__turn_now(const router_turn_t *t);
+/* Arm the loop's one timer for the earliest wake-up or renewal. */
+void router__loop_arm(router_agent_loop_t *al);
+/* Submit one request of the turn (fresh id into id_out, which may be NULL).
+ * args are taken in every case. deadline_ms 0 = the turn's remaining time. */
+int router__turn_submit(router_turn_t *t, const char *service, const char *op, json_t *args,
+                        bool idem, uint64_t deadline_ms, router_reply_cb cb, void *arg,
+                        char id_out[ROUTER_REQ_ID_LEN + 1]);
+/* Fail the turn: answer the client (once), cancel what is in flight, and
+ * abort in memory when abort is true; the turn finishes afterwards. */
+void router__turn_fail(router_turn_t *t, int status, const char *msg, bool abort);
+/* The model answered with text: record the turn (turn.end) and answer. */
+void router__turn_complete(router_turn_t *t, const char *text);
+/* Send a PARTIAL {delta} to a streaming client. */
+void router__turn_partial(router_turn_t *t, const char *delta, size_t len);
+
+/* agent_lease.c */
+/* The lease_ms to ask for now: MESH_LEASE_MS, capped at the turn's remaining
+ * time (a lease never outlives the turn that holds it); at least 1. */
+uint64_t router__lease_ms(const router_turn_t *t);
+/* turn.begin took the lease: renew it every lease_ms/3 from now on. */
+void router__lease_start(router_turn_t *t);
+/* Stop renewing (no-op when not renewing): drop the tick, cancel a renewal in flight. */
+void router__lease_stop(router_turn_t *t);
+/* A renewal is due (called by the loop's timer; t->rnode is already out of the heap). */
+void router__lease_tick(router_turn_t *t);
+
+/* agent_steps.c */
+/* Ask the model (one step). */
+void router__turn_llm(router_turn_t *t);
+/* Cancel tool requests still in flight and free the slots. */
+void router__turn_tools_cancel(router_turn_t *t);
+
+#endif

@@ -1,0 +1,204 @@
+/*
+ * main.c - mesh-router: the broker and the agent loop (docs/router.md).
+ *
+ * Follows the mesh_service.h skeleton: configuration from the environment,
+ * SIGINT/SIGTERM drain, SIGHUP reloads agents and tool schemas (the old set
+ * stays when the new one is invalid).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent_loop.h"
+#include "agents.h"
+#include "broker.h"
+#include "mesh/mesh.h"
+
+#define LOG_SUB "router"
+/* How often the drain checks whether in-flight work is done. */
+#define DRAIN_POLL_MS  10
+#define AGENTS_ERR_MAX 1024
+
+enum {
+    CFG_FRONTEND,
+    CFG_BACKEND,
+    CFG_DATA_DIR,
+    CFG_QUEUE_MAX,
+    CFG_NOWORKER_WAIT_MS,
+    CFG_CONV_QUEUE_MAX,
+    CFG_HISTORY_WINDOW,
+    CFG_LEASE_MS,
+    CFG_DEFAULT_AGENT,
+    CFG_COUNT
+};
+
+static mesh_config_entry_t s_config[CFG_COUNT] = {
+    [CFG_FRONTEND] = {"MESH_FRONTEND_BIND", MESH_CFG_STRING, "tcp://127.0.0.1:7001", 0, 0,
+                      "bind endpoint for clients (gateways)"},
+    [CFG_BACKEND] = {"MESH_BACKEND_BIND", MESH_CFG_STRING, "tcp://127.0.0.1:7002", 0, 0,
+                     "bind endpoint for workers"},
+    [CFG_DATA_DIR] = {"MESH_DATA_DIR", MESH_CFG_STRING, "./data", 0, 0,
+                      "agents (agents/*.json) and tool schemas (tools.json)"},
+    [CFG_QUEUE_MAX] = {"MESH_QUEUE_MAX", MESH_CFG_INT, "4096", 1, 10000000,
+                       "requests queued per service waiting for worker capacity"},
+    [CFG_NOWORKER_WAIT_MS] = {"MESH_NOWORKER_WAIT_MS", MESH_CFG_INT, "2000", 0, 600000,
+                              "how long a request waits for a service with no worker"},
+    [CFG_CONV_QUEUE_MAX] = {"MESH_CONV_QUEUE_MAX", MESH_CFG_INT, "32", 0, 100000,
+                            "turns waiting behind the running one, per conversation"},
+    [CFG_HISTORY_WINDOW] = {"MESH_HISTORY_WINDOW", MESH_CFG_INT, "20", 1, 200,
+                            "messages of history given to the model"},
+    [CFG_LEASE_MS] = {"MESH_LEASE_MS", MESH_CFG_INT, "5000", 100, 600000,
+                      "cross-router conversation lease; a running turn renews it every third of "
+                      "it, a dead router's lapses after it"},
+    [CFG_DEFAULT_AGENT] = {"MESH_DEFAULT_AGENT", MESH_CFG_STRING, "policy_qa", 0, 0,
+                           "agent for a new conversation when triage finds none"},
+};
+
+typedef struct {
+    mesh_service_ctx_t *ctx;
+    router_broker_t *broker;
+    router_agent_loop_t *agents_loop;
+    router_agents_t *agents;
+    const char *data_dir;
+    const char *default_agent;
+    uv_timer_t *drain_timer;
+    void (*drain_done)(mesh_service_ctx_t *ctx);
+    bool disconnected;
+} router_svc_t;
+
+static void router_destroy(void **state);
+
+static int router_start(mesh_service_ctx_t *ctx, void **state)
+{
+    router_svc_t *svc = calloc(1, sizeof(*svc));
+    if (!svc)
+        return MESH_ENOMEM;
+    *state = svc;
+    svc->ctx = ctx;
+    mesh_config_entry_t *cfg = ctx->config;
+    svc->data_dir = cfg[CFG_DATA_DIR].s;
+    svc->default_agent = cfg[CFG_DEFAULT_AGENT].s;
+
+    char err[AGENTS_ERR_MAX];
+    int rc = router_agents_load(svc->data_dir, svc->default_agent, &svc->agents, err, sizeof(err));
+    if (rc) {
+        mesh_log_error(LOG_SUB, "cannot load agents: %s", err);
+        return rc;
+    }
+    mesh_log_info(LOG_SUB, "loaded %zu agents from %s (default %s)",
+                  router_agents_count(svc->agents), svc->data_dir, svc->default_agent);
+
+    router_broker_opts_t bo = {
+        .frontend = cfg[CFG_FRONTEND].s,
+        .backend = cfg[CFG_BACKEND].s,
+        .heartbeat_ms = ctx->heartbeat_ms,
+        .liveness = ctx->liveness,
+        .queue_max = (uint32_t)cfg[CFG_QUEUE_MAX].i,
+        .noworker_ms = (uint64_t)cfg[CFG_NOWORKER_WAIT_MS].i,
+        .zopts = ctx->zopts,
+    };
+    svc->broker = router_broker_new(ctx->loop, ctx->zctx, &bo);
+    if (!svc->broker) {
+        mesh_log_error(LOG_SUB, "cannot create the broker (endpoint too long?)");
+        return MESH_ECONFIG;
+    }
+    router_agent_loop_opts_t ao = {
+        .conv_queue_max = (uint32_t)cfg[CFG_CONV_QUEUE_MAX].i,
+        .history_window = (uint32_t)cfg[CFG_HISTORY_WINDOW].i,
+        .lease_ms = (uint32_t)cfg[CFG_LEASE_MS].i,
+    };
+    svc->agents_loop = router_agent_loop_new(ctx->loop, svc->broker, svc->agents, &ao);
+    if (!svc->agents_loop)
+        return MESH_ENOMEM;
+    router_broker_set_agent_handler(svc->broker, router_agent_loop_handle, svc->agents_loop);
+    return router_broker_start(svc->broker);
+}
+
+static void drain_check(uv_timer_t *t)
+{
+    router_svc_t *svc = t->data;
+    if (router_agent_loop_active(svc->agents_loop) > 0 || router_broker_forwarded(svc->broker) > 0)
+        return;
+    uv_timer_stop(t);
+    mesh_log_info(LOG_SUB, "drained: no turn or request in flight");
+    router_broker_disconnect_all(svc->broker);
+    svc->disconnected = true;
+    if (svc->drain_done)
+        svc->drain_done(svc->ctx);
+}
+
+static void router_drain(void *state, uint64_t grace_ms, void (*done)(mesh_service_ctx_t *ctx),
+                         mesh_service_ctx_t *ctx)
+{
+    router_svc_t *svc = state;
+    (void)grace_ms; /* the skeleton stops us at the grace; destroy answers what is left */
+    svc->drain_done = done;
+    router_broker_set_draining(svc->broker, true);
+    mesh_log_info(LOG_SUB, "draining: %zu turns, %zu forwarded requests in flight",
+                  router_agent_loop_active(svc->agents_loop), router_broker_forwarded(svc->broker));
+    svc->drain_timer = calloc(1, sizeof(*svc->drain_timer));
+    if (!svc->drain_timer) {
+        done(ctx);
+        return;
+    }
+    uv_timer_init(ctx->loop, svc->drain_timer);
+    svc->drain_timer->data = svc;
+    uv_timer_start(svc->drain_timer, drain_check, 0, DRAIN_POLL_MS);
+}
+
+static void router_reload(void *state)
+{
+    router_svc_t *svc = state;
+    router_agents_t *fresh = NULL;
+    char err[AGENTS_ERR_MAX];
+    int rc = router_agents_load(svc->data_dir, svc->default_agent, &fresh, err, sizeof(err));
+    if (rc) {
+        mesh_log_error(LOG_SUB, "reload failed, keeping the current agents: %s", err);
+        return;
+    }
+    router_agent_loop_set_agents(svc->agents_loop, fresh);
+    router_agents_unref(&svc->agents);
+    svc->agents = fresh;
+    mesh_log_info(LOG_SUB, "reloaded %zu agents from %s", router_agents_count(fresh),
+                  svc->data_dir);
+}
+
+static void free_cb(uv_handle_t *h)
+{
+    free(h);
+}
+
+static void router_destroy(void **state)
+{
+    if (!state || !*state)
+        return;
+    router_svc_t *svc = *state;
+    if (svc->drain_timer) {
+        uv_timer_stop(svc->drain_timer);
+        uv_close((uv_handle_t *)svc->drain_timer, free_cb);
+    }
+    if (svc->agents_loop)
+        router_agent_loop_fail_all(svc->agents_loop, MESH_EUNAVAIL, "router shutting down");
+    if (svc->broker && !svc->disconnected)
+        router_broker_disconnect_all(svc->broker);
+    router_agent_loop_destroy(&svc->agents_loop);
+    router_broker_destroy(&svc->broker);
+    router_agents_unref(&svc->agents);
+    free(svc);
+    *state = NULL;
+}
+
+static const mesh_service_def_t s_def = {
+    .name = "router",
+    .summary = "broker and agent loop of the digital-worker mesh",
+    .config = s_config,
+    .n_config = CFG_COUNT,
+    .start = router_start,
+    .drain = router_drain,
+    .destroy = router_destroy,
+    .reload = router_reload,
+};
+
+int main(int argc, char **argv)
+{
+    return mesh_service_main(argc, argv, &s_def);
+}
