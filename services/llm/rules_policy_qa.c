@@ -1,0 +1,330 @@
+/*
+ * rules_policy_qa.c - the "policy_qa" digital worker of the rules backend.
+ *
+ * Decision, given the messages (oldest first):
+ *  - last message is a tool result (one or more trailing "tool" messages):
+ *    answer the last user message from the last policy.lookup result of that
+ *    block (rules_policy_answer.c), or explain the lookup error;
+ *  - otherwise (a user question): find a policy number in the question, else
+ *    the most recent one in earlier user messages or successful
+ *    policy.lookup results; if there is one and policy.lookup is offered, ask
+ *    for it as a tool call; if there is none, ask the customer for it.
+ * The reply language is call->lang.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "mesh/mesh_err.h"
+#include "rules.h"
+
+#define TOOL_LOOKUP "policy.lookup"
+
+typedef enum {
+    LOOKUP_OK = 0,
+    LOOKUP_NOT_FOUND,
+    LOOKUP_BAD_ARGS,
+    LOOKUP_FAILED,
+} lookup_kind_t;
+
+static bool is_zh(const llm_call_t *call)
+{
+    return strcmp(call->lang, "zh") == 0;
+}
+
+static bool is_lookup_msg(const llm_message_t *m)
+{
+    return m->role == LLM_ROLE_TOOL && (m->name == NULL || strcmp(m->name, TOOL_LOOKUP) == 0);
+}
+
+static bool tool_offered(const llm_call_t *call, const char *name)
+{
+    for (size_t i = 0; i < call->n_tools; i++) {
+        if (strcmp(call->tools[i].name, name) == 0)
+            return true;
+    }
+    return false;
+}
+
+static lookup_kind_t kind_of_code(const json_t *code)
+{
+    const char *c = json_is_string(code) ? json_string_value(code) : "";
+    if (strcmp(c, "not_found") == 0)
+        return LOOKUP_NOT_FOUND;
+    if (strcmp(c, "invalid_tool_arguments") == 0)
+        return LOOKUP_BAD_ARGS;
+    return LOOKUP_FAILED;
+}
+
+/*
+ * Parse a policy.lookup tool message. The router stores either the tool's
+ * whole outcome ({ok, result} / {ok:false, error}) or just the result / the
+ * error object with the message's "ok" flag; accept all of them. Returns the
+ * parsed root (caller json_decref's; NULL when the text is not JSON) and, for
+ * LOOKUP_OK, *policy borrowed from it.
+ */
+static json_t *lookup_parse(const llm_message_t *m, const json_t **policy, lookup_kind_t *kind)
+{
+    *policy = NULL;
+    *kind = LOOKUP_FAILED;
+    json_t *root = json_loadb(m->text, m->text_len, 0, NULL);
+    if (!json_is_object(root))
+        return root;
+    const json_t *ok = json_object_get(root, "ok");
+    const json_t *error = json_object_get(root, "error");
+    if (json_is_boolean(ok)) {
+        if (json_is_true(ok)) {
+            const json_t *res = json_object_get(root, "result");
+            if (json_is_object(res)) {
+                *policy = res;
+                *kind = LOOKUP_OK;
+            }
+        } else {
+            *kind = kind_of_code(json_object_get(error, "code"));
+        }
+    } else if (!m->ok) {
+        const json_t *code = json_object_get(root, "code");
+        *kind = kind_of_code(code != NULL ? code : json_object_get(error, "code"));
+    } else if (json_is_object(error) && json_object_get(root, "policy_no") == NULL) {
+        *kind = kind_of_code(json_object_get(error, "code"));
+    } else {
+        *policy = root;
+        *kind = LOOKUP_OK;
+    }
+    return root;
+}
+
+/* The policy number of a successful lookup message, if any. */
+static int lookup_policy_no(const llm_message_t *m, char out[LLM_POLICY_NO_LEN + 1])
+{
+    if (!is_lookup_msg(m) || !m->ok)
+        return 0;
+    const json_t *policy;
+    lookup_kind_t kind;
+    json_t *root = lookup_parse(m, &policy, &kind);
+    int found = 0;
+    if (kind == LOOKUP_OK) {
+        const json_t *pno = json_object_get(policy, "policy_no");
+        if (json_is_string(pno))
+            found = llm_rules_find_policy_no(json_string_value(pno), json_string_length(pno), out);
+    }
+    json_decref(root);
+    return found;
+}
+
+/* Index of the last user message before end, or -1. */
+static long last_user_before(const llm_call_t *call, size_t end)
+{
+    for (size_t i = end; i > 0; i--) {
+        if (call->messages[i - 1].role == LLM_ROLE_USER)
+            return (long)(i - 1);
+    }
+    return -1;
+}
+
+/* The most recent policy number in messages[0..end): user text or a lookup result. */
+static int history_policy_no(const llm_call_t *call, size_t end, char out[LLM_POLICY_NO_LEN + 1])
+{
+    for (size_t i = end; i > 0; i--) {
+        const llm_message_t *m = &call->messages[i - 1];
+        if (m->role == LLM_ROLE_USER && llm_rules_find_policy_no(m->text, m->text_len, out))
+            return 1;
+        if (m->role == LLM_ROLE_TOOL && lookup_policy_no(m, out))
+            return 1;
+    }
+    return 0;
+}
+
+/* The most recent successful lookup of pno in the history (for when the tool is not offered). */
+static json_t *history_lookup(const llm_call_t *call, const char *pno, const json_t **policy)
+{
+    for (size_t i = call->n_messages; i > 0; i--) {
+        const llm_message_t *m = &call->messages[i - 1];
+        char found[LLM_POLICY_NO_LEN + 1];
+        if (!lookup_policy_no(m, found) || strcmp(found, pno) != 0)
+            continue;
+        lookup_kind_t kind;
+        json_t *root = lookup_parse(m, policy, &kind);
+        if (kind == LOOKUP_OK)
+            return root;
+        json_decref(root);
+    }
+    *policy = NULL;
+    return NULL;
+}
+
+/* Tool calls made so far in the conversation, to number the next call deterministically. */
+static size_t calls_so_far(const llm_call_t *call)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < call->n_messages; i++) {
+        if (call->messages[i].tool_calls != NULL)
+            n += json_array_size(call->messages[i].tool_calls);
+    }
+    return n;
+}
+
+static int ask_for_policy_no(const llm_call_t *call, llm_rules_out_t *out)
+{
+    out->type = LLM_RESULT_TEXT;
+    llm_buf_puts(&out->text, is_zh(call)
+                                 ? "请提供您的保单号（例如 P10023），我来为您查询保障内容。"
+                                 : "Please give me your policy number (for example P10023) and "
+                                   "I will look up your cover.");
+    return llm_buf_error(&out->text);
+}
+
+static int emit_lookup(const llm_call_t *call, const char *pno, llm_rules_out_t *out)
+{
+    out->arguments = json_pack("{s:s}", "policy_no", pno);
+    if (out->arguments == NULL)
+        return MESH_ENOMEM;
+    out->type = LLM_RESULT_TOOL_CALLS;
+    out->tool_name = TOOL_LOOKUP;
+    snprintf(out->call_id, sizeof(out->call_id), "call_%zu", calls_so_far(call) + 1);
+    return 0;
+}
+
+static int handle_question(const llm_call_t *call, llm_rules_out_t *out)
+{
+    bool zh = is_zh(call);
+    long q = last_user_before(call, call->n_messages);
+    char pno[LLM_POLICY_NO_LEN + 1];
+    int found = 0;
+    if (q >= 0) {
+        const llm_message_t *m = &call->messages[q];
+        found = llm_rules_find_policy_no(m->text, m->text_len, pno);
+    }
+    if (!found)
+        found = history_policy_no(call, q >= 0 ? (size_t)q : call->n_messages, pno);
+    if (!found)
+        return ask_for_policy_no(call, out);
+    if (tool_offered(call, TOOL_LOOKUP))
+        return emit_lookup(call, pno, out);
+
+    /* No lookup tool for this agent: answer from an earlier lookup if there is one. */
+    out->type = LLM_RESULT_TEXT;
+    const json_t *policy;
+    json_t *root = history_lookup(call, pno, &policy);
+    if (root != NULL) {
+        const llm_message_t *m = &call->messages[q >= 0 ? (size_t)q : 0];
+        int rc = llm_rules_policy_answer(policy, q >= 0 ? m->text : "", q >= 0 ? m->text_len : 0,
+                                         zh, &out->text);
+        json_decref(root);
+        return rc;
+    }
+    llm_buf_printf(&out->text,
+                   zh ? "抱歉，我暂时无法查询保单 %s 的信息，请稍后再试或联系人工客服。"
+                      : "Sorry, I cannot look up policy %s right now. Please try again later or "
+                        "ask for a human agent.",
+                   pno);
+    return llm_buf_error(&out->text);
+}
+
+/* The policy number the assistant asked to look up for tool_call_id, if it can be found. */
+static int requested_policy_no(const llm_call_t *call, const llm_message_t *tool_msg,
+                               char out[LLM_POLICY_NO_LEN + 1])
+{
+    if (tool_msg->tool_call_id == NULL)
+        return 0;
+    for (size_t i = call->n_messages; i > 0; i--) {
+        const json_t *calls = call->messages[i - 1].tool_calls;
+        size_t k;
+        const json_t *c;
+        json_array_foreach(calls, k, c)
+        {
+            const json_t *id = json_object_get(c, "id");
+            if (!json_is_string(id) || strcmp(json_string_value(id), tool_msg->tool_call_id) != 0)
+                continue;
+            const json_t *args = json_object_get(c, "arguments");
+            if (json_is_string(args)) /* OpenAI style: arguments as JSON text */
+                return llm_rules_find_policy_no(json_string_value(args), json_string_length(args),
+                                                out);
+            const json_t *p = json_object_get(args, "policy_no");
+            return json_is_string(p) &&
+                   llm_rules_find_policy_no(json_string_value(p), json_string_length(p), out);
+        }
+    }
+    return 0;
+}
+
+static int explain_lookup_error(const llm_call_t *call, const llm_message_t *tm, long q,
+                                lookup_kind_t kind, llm_rules_out_t *out)
+{
+    bool zh = is_zh(call);
+    char pno[LLM_POLICY_NO_LEN + 1] = "";
+    if (!requested_policy_no(call, tm, pno) && q >= 0) {
+        const llm_message_t *m = &call->messages[q];
+        if (!llm_rules_find_policy_no(m->text, m->text_len, pno))
+            pno[0] = '\0';
+    }
+    const char *sp = pno[0] ? " " : "";
+    llm_buf_t *b = &out->text;
+    switch (kind) {
+    case LOOKUP_NOT_FOUND:
+        llm_buf_printf(b,
+                       zh ? "抱歉，没有找到保单号%s%s对应的保单，请核对保单号后重新提供。"
+                          : "Sorry, I could not find policy%s%s. Please check the policy number "
+                            "and send it again.",
+                       sp, pno);
+        break;
+    case LOOKUP_BAD_ARGS:
+        llm_buf_puts(b, zh ? "保单号格式不正确，保单号由字母 P 和 5 位数字组成（例如 P10023），"
+                             "请核对后重新提供。"
+                           : "That policy number is not valid: it is the letter P followed by 5 "
+                             "digits (for example P10023). Please check it and send it again.");
+        break;
+    default:
+        llm_buf_printf(b,
+                       zh ? "抱歉，暂时无法查询保单%s%s的信息，请稍后再试。"
+                          : "Sorry, I could not look up policy%s%s right now. Please try again "
+                            "later.",
+                       sp, pno);
+        break;
+    }
+    return llm_buf_error(b);
+}
+
+static int answer_from_tools(const llm_call_t *call, llm_rules_out_t *out)
+{
+    size_t n = call->n_messages;
+    size_t k = n;
+    while (k > 0 && call->messages[k - 1].role == LLM_ROLE_TOOL)
+        k--;
+    long q = last_user_before(call, k);
+    const char *qt = q >= 0 ? call->messages[q].text : "";
+    size_t ql = q >= 0 ? call->messages[q].text_len : 0;
+
+    const llm_message_t *tm = NULL;
+    for (size_t i = n; i > k; i--) {
+        if (is_lookup_msg(&call->messages[i - 1])) {
+            tm = &call->messages[i - 1];
+            break;
+        }
+    }
+    out->type = LLM_RESULT_TEXT;
+    if (tm == NULL) {
+        llm_buf_puts(&out->text, is_zh(call)
+                                     ? "抱歉，我只能根据保单查询结果回答保单相关的问题。"
+                                     : "Sorry, I can only answer questions about a policy from "
+                                       "its lookup result.");
+        return llm_buf_error(&out->text);
+    }
+    const json_t *policy;
+    lookup_kind_t kind;
+    json_t *root = lookup_parse(tm, &policy, &kind);
+    int rc;
+    if (kind == LOOKUP_OK)
+        rc = llm_rules_policy_answer(policy, qt, ql, is_zh(call), &out->text);
+    else
+        rc = explain_lookup_error(call, tm, q, kind, out);
+    json_decref(root);
+    return rc;
+}
+
+int llm_rules_policy_qa(const llm_call_t *call, llm_rules_out_t *out)
+{
+    size_t n = call->n_messages;
+    if (n > 0 && call->messages[n - 1].role == LLM_ROLE_TOOL)
+        return answer_from_tools(call, out);
+    return handle_question(call, out);
+}
