@@ -1,0 +1,57 @@
+/*
+ * tools_data.h - the tools worker's data set: tool declarations
+ * (tools.json), products (products/ *.json) and policies (policies.json),
+ * loaded from one directory and validated as a whole.
+ *
+ * A tools_data_t is immutable once loaded. Reload builds a new one and
+ * swaps it in only when it validated, so a bad edit never replaces good data.
+ * Every validation error names the file and the field:
+ *   "data/policies.json: policies[12].product_id: unknown product 'X'"
+ */
+#ifndef TOOLS_DATA_H
+#define TOOLS_DATA_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+/* Bounds on what the data files may hold (they are configuration, but a
+ * truncated or runaway file must fail cleanly, not exhaust memory). */
+#define TOOLS_DATA_FILE_MAX (64 * 1024 * 1024) /* bytes of one data file */
+#define TOOLS_PRODUCTS_MAX  256                /* files in products/ */
+#define TOOLS_POLICIES_MAX  1000000            /* policies in policies.json */
+#define TOOLS_TOOLS_MAX     64                 /* tools declared in tools.json */
+#define TOOLS_NAME_MAX      64                 /* a tool name, bytes */
+#define TOOLS_PATH_MAX      1024               /* a data file path, bytes */
+#define TOOLS_ERR_MAX       512                /* a load error message, bytes */
+
+typedef struct tools_data tools_data_t;
+
+/*
+ * Load and validate everything under dir. On success *out owns a new data
+ * set. On failure returns MESH_ECONFIG (invalid content), MESH_EIO (a file
+ * missing or unreadable) or MESH_ENOMEM, writes "<file>: <field>: <reason>"
+ * into err, and *out is NULL.
+ */
+int tools_data_load(const char *dir, tools_data_t **out, char *err, size_t err_size);
+
+void tools_data_destroy(tools_data_t **d_p);
+
+/* The tools.json array (borrowed). */
+const json_t *tools_data_tools(const tools_data_t *d);
+
+/* One tool declaration by name, or NULL (borrowed). */
+const json_t *tools_data_tool(const tools_data_t *d, const char *name);
+
+/* One product by id, or NULL (borrowed). */
+const json_t *tools_data_product(const tools_data_t *d, const char *id);
+
+/* One policy by number, or NULL (borrowed). */
+const json_t *tools_data_policy(const tools_data_t *d, const char *policy_no);
+
+size_t tools_data_policy_count(const tools_data_t *d);
+size_t tools_data_product_count(const tools_data_t *d);
+
+/* The "as_of" date of policies.json ("" when absent). */
+const char *tools_data_as_of(const tools_data_t *d);
+
+#endif
