@@ -1,0 +1,61 @@
+/*
+ * memory_ops.h - the memory service's operations (docs/protocol/services.md,
+ * "memory"): turn.begin, turn.end, turn.abort, conv.get and lease.renew.
+ *
+ * Independent of the broker: an op is (name, conversation id, args) in and
+ * (status, message, data) out, over a mesh_redis connection, so tests and
+ * other callers can drive it on a bare uv loop. Each op validates its args,
+ * then runs exactly one Lua script (memory_scripts.h): one Redis round trip.
+ */
+#ifndef MEMORY_OPS_H
+#define MEMORY_OPS_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mesh/mesh_redis.h"
+
+#define MEMORY_TTL_DEFAULT_S   604800 /* MESH_CONV_TTL_S */
+#define MEMORY_HISTORY_DEFAULT 1000   /* MESH_HISTORY_MAX */
+
+typedef struct memory_ops memory_ops_t;
+
+typedef struct {
+    uint64_t ttl_s;       /* conversation keys expire after this idle time */
+    uint32_t history_max; /* messages kept per conversation (LTRIM) */
+} memory_ops_cfg_t;
+
+/*
+ * The result of an op: status 0 with data, or a MESH_E* with errmsg (data
+ * NULL). data and errmsg are borrowed for the duration of the call.
+ */
+typedef void (*memory_ops_done_fn)(int status, const char *errmsg, const json_t *data, void *arg);
+
+/* NULL on ENOMEM / bad arguments. redis is borrowed and must outlive ops. */
+memory_ops_t *memory_ops_new(mesh_redis_t *redis, const memory_ops_cfg_t *cfg);
+
+/* The Redis connection came up: (re)load the scripts. */
+void memory_ops_redis_up(memory_ops_t *ops);
+
+/* true once the scripts are loaded on the current connection (tests). */
+bool memory_ops_scripts_loaded(const memory_ops_t *ops);
+
+/*
+ * Start op on conversation conv with args (borrowed for this call only).
+ * Returns 0: done will be called exactly once, later, from the loop (never
+ * from inside this call). Otherwise returns MESH_EUNKNOWNOP, MESH_EPROTO,
+ * MESH_ETOOBIG (bad args: err names the key), MESH_EUNAVAIL (Redis down) or
+ * MESH_ENOMEM, with err filled, and done is never called.
+ *
+ * An op in flight holds no reference to ops: ops may be destroyed while
+ * ops run; they still complete through mesh_redis (which calls back every
+ * accepted command, at the latest with MESH_ECANCELED when destroyed).
+ */
+int memory_ops_run(memory_ops_t *ops, const char *op, const char *conv, const json_t *args,
+                   memory_ops_done_fn done, void *arg, char *err, size_t err_size);
+
+/* Free ops. NULLs *ops_p. */
+void memory_ops_destroy(memory_ops_t **ops_p);
+
+#endif
