@@ -94,15 +94,43 @@ const char *llm_backend_name(const llm_backend_t *b)
     return b->vt->name;
 }
 
+/*
+ * UTF-8 code points of s[0..len): bytes that are not continuation bytes
+ * (10xxxxxx). Eight bytes at a time: a byte is a continuation byte when its
+ * bit 7 is set and its bit 6 is not, so (x & ~(x << 1)) >> 7 has a 1 in
+ * exactly those byte lanes. The lanes are summed in a word for up to 255
+ * words (no lane overflows), then folded (8-bit lanes to 16-bit lanes, then
+ * one multiply). No popcount instruction is needed. The tool messages of a
+ * turn are kilobytes long: this is the usage estimate's only pass over them.
+ */
+static uint64_t code_points(const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    const uint64_t lsb = 0x0101010101010101u;
+    const uint64_t even = 0x00FF00FF00FF00FFu;
+    uint64_t cont = 0;
+    size_t i = 0;
+    while (len - i >= 8) {
+        size_t words = (len - i) / 8;
+        if (words > 255)
+            words = 255;
+        uint64_t lanes = 0;
+        for (size_t w = 0; w < words; w++, i += 8) {
+            uint64_t x;
+            memcpy(&x, p + i, 8);
+            lanes += ((x & ~(x << 1)) >> 7) & lsb;
+        }
+        lanes = (lanes & even) + ((lanes >> 8) & even);
+        cont += (lanes * 0x0001000100010001u) >> 48;
+    }
+    for (; i < len; i++)
+        cont += (p[i] & 0xC0) == 0x80;
+    return len - cont;
+}
+
 uint32_t llm_tokens_estimate(const char *s, size_t len)
 {
-    /* Code points = bytes that are not UTF-8 continuation bytes (10xxxxxx). */
-    uint64_t cps = 0;
-    for (size_t i = 0; i < len; i++) {
-        if (((unsigned char)s[i] & 0xC0) != 0x80)
-            cps++;
-    }
-    uint64_t t = (cps + 3) / 4;
+    uint64_t t = (code_points(s, len) + 3) / 4;
     return t > UINT32_MAX ? UINT32_MAX : (uint32_t)t;
 }
 

@@ -142,16 +142,25 @@ static void sink_error(llm_sink_t *sink, int status, const char *message)
     job_finish(j, status, message != NULL ? message : mesh_strerror(status), NULL);
 }
 
+#define LLM_SAFE_MAX (4 * MESH_LOG_SAMPLE_MAX + 4) /* mesh_log_sanitize's output */
+
+/* The request id made safe for a log line, into out. */
+static const char *safe_id(const mesh_request_t *msg, char out[LLM_SAFE_MAX])
+{
+    return mesh_log_sanitize(msg->id, strlen(msg->id), out, LLM_SAFE_MAX);
+}
+
 static void handle_request(mesh_worker_t *w, mesh_worker_req_t *req, const mesh_request_t *msg,
                            void *arg)
 {
     llm_worker_t *lw = arg;
-    char sid[4 * MESH_LOG_SAMPLE_MAX + 4];
-    char sx[4 * MESH_LOG_SAMPLE_MAX + 4];
-    mesh_log_sanitize(msg->id, strlen(msg->id), sid, sizeof(sid));
+    /* The request id is sanitized only for a line that is written: the hot
+     * path (a valid call, logging at warn) formats nothing. */
+    char sid[LLM_SAFE_MAX];
+    char sx[LLM_SAFE_MAX];
 
     if (strcmp(msg->op, LLM_OP_CHAT) != 0) {
-        mesh_log_warn("llm", "unknown op id=%s op=%s", sid,
+        mesh_log_warn("llm", "unknown op id=%s op=%s", safe_id(msg, sid),
                       mesh_log_sanitize(msg->op, strlen(msg->op), sx, sizeof(sx)));
         mesh_worker_final(req, MESH_EUNKNOWNOP, "unknown op for service llm (known: llm.chat)",
                           NULL);
@@ -166,14 +175,15 @@ static void handle_request(mesh_worker_t *w, mesh_worker_req_t *req, const mesh_
     uint64_t deadline = uv_now(lw->loop) + mesh_worker_req_remaining_ms(req);
     int rc = llm_call_parse(msg->id, msg->args, deadline, &j->parsed, err, sizeof(err));
     if (rc != 0) {
-        mesh_log_warn("llm", "bad llm.chat request id=%s: %s", sid, err);
+        mesh_log_warn("llm", "bad llm.chat request id=%s: %s", safe_id(msg, sid), err);
         free(j);
         mesh_worker_final(req, rc, err, NULL);
         return;
     }
-    mesh_log_debug(
-        "llm", "call start id=%s agent=%s", sid,
-        mesh_log_sanitize(j->parsed.call.agent, strlen(j->parsed.call.agent), sx, sizeof(sx)));
+    if (mesh_log_get_level() <= MESH_LOG_DEBUG)
+        mesh_log_debug(
+            "llm", "call start id=%s agent=%s", safe_id(msg, sid),
+            mesh_log_sanitize(j->parsed.call.agent, strlen(j->parsed.call.agent), sx, sizeof(sx)));
     j->lw = lw;
     j->req = req;
     j->sink.on_delta = sink_delta;
@@ -185,7 +195,8 @@ static void handle_request(mesh_worker_t *w, mesh_worker_req_t *req, const mesh_
     llm_handle_t *h = NULL; /* a local: a synchronous completion frees j */
     rc = llm_backend_start(lw->backend, &j->parsed.call, &j->sink, &h);
     if (rc != 0) {
-        mesh_log_warn("llm", "backend refused call id=%s: %s", sid, mesh_strerror(rc));
+        mesh_log_warn("llm", "backend refused call id=%s: %s", safe_id(msg, sid),
+                      mesh_strerror(rc));
         job_finish(j, rc, "the model backend could not start the call", NULL);
         return;
     }

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "memory_json.h"
 #include "mesh/mesh_err.h"
 
 /* Reserved state fields: maintained by the scripts, never set by a client
@@ -104,7 +105,7 @@ static int get_uint(const json_t *args, const char *key, uint64_t def, uint64_t 
 int memory_args_begin(const json_t *args, memory_begin_args_t *out, char *err, size_t err_size)
 {
     memset(out, 0, sizeof *out);
-    uint64_t window, lease;
+    uint64_t window = 0, lease = 0;
     int rc = check_object(args, err, err_size);
     if (rc == 0)
         rc = get_str(args, "message_id", true, MESH_ID_MAX, true, &out->message_id, NULL, err,
@@ -234,7 +235,7 @@ int memory_args_get(const json_t *args, memory_get_args_t *out, char *err, size_
         return 0;
     if (!json_is_object(args))
         return fail(MESH_EPROTO, err, err_size, "args: must be a map");
-    uint64_t limit;
+    uint64_t limit = 0;
     int rc =
         get_uint(args, "limit", MEMORY_LIMIT_DEFAULT, 0, MEMORY_LIMIT_MAX, &limit, err, err_size);
     if (rc == 0)
@@ -310,37 +311,40 @@ static int check_message(const json_t *msg, size_t index, char *err, size_t err_
 char *memory_message_encode(const json_t *msg, size_t index, uint64_t now_ms, size_t *len_out,
                             int *rc_out, char *err, size_t err_size)
 {
-    char *s = NULL;
-    json_t *copy = NULL;
     int rc = check_message(msg, index, err, err_size);
-    if (rc != 0)
-        goto out;
-    rc = MESH_ENOMEM;
-    /* A shallow copy: values are shared, only "ts" may be added. */
-    copy = json_copy((json_t *)msg);
-    if (copy == NULL)
-        goto out;
-    if (json_object_get(copy, "ts") == NULL &&
-        json_object_set_new(copy, "ts", json_integer((json_int_t)now_ms)) != 0)
-        goto out;
-    s = json_dumps(copy, JSON_COMPACT);
-    if (s == NULL)
-        goto out;
-    size_t len = strlen(s);
+    if (rc != 0) {
+        *rc_out = rc;
+        return NULL;
+    }
+    /*
+     * The message as it is, with "ts" added at the end when absent: the text
+     * json_dumps() gives for a copy with "ts" set, written directly.
+     */
+    memory_jbuf_t b = {0};
+    memory_json_value(&b, msg);
+    if (json_object_get(msg, "ts") == NULL && b.err == 0) {
+        b.len--; /* reopen the object: drop its '}' */
+        if (json_object_size(msg) > 0)
+            memory_json_raw(&b, ",", 1);
+        memory_json_raw(&b, "\"ts\":", 5);
+        memory_json_u64(&b, now_ms);
+        memory_json_raw(&b, "}", 1);
+    }
+    size_t len = 0;
+    char *s = memory_jbuf_finish(&b, &len, &rc);
+    if (s == NULL) {
+        *rc_out = fail(rc, err, err_size, "messages[%zu]: %s", index,
+                       rc == MESH_ENOMEM ? "out of memory" : "cannot encode");
+        return NULL;
+    }
     if (len > MEMORY_MESSAGE_JSON_MAX) {
         free(s);
-        s = NULL;
-        rc = fail(MESH_ETOOBIG, err, err_size, "messages[%zu]: larger than %d bytes as JSON", index,
-                  MEMORY_MESSAGE_JSON_MAX);
-        goto out;
+        *rc_out = fail(MESH_ETOOBIG, err, err_size, "messages[%zu]: larger than %d bytes as JSON",
+                       index, MEMORY_MESSAGE_JSON_MAX);
+        return NULL;
     }
     *len_out = len;
-    rc = 0;
-out:
-    if (rc == MESH_ENOMEM)
-        fail(rc, err, err_size, "messages[%zu]: out of memory", index);
-    json_decref(copy);
-    *rc_out = rc;
+    *rc_out = 0;
     return s;
 }
 
@@ -357,17 +361,15 @@ bool memory_message_in_ctx(const json_t *msg)
 
 char *memory_user_message_encode(const memory_begin_args_t *a, uint64_t now_ms, size_t *len_out)
 {
-    json_t *m = json_object();
-    char *s = NULL;
-    if (m == NULL)
-        return NULL;
-    if (json_object_set_new(m, "role", json_string("user")) == 0 &&
-        json_object_set_new(m, "text", json_stringn(a->text, a->text_len)) == 0 &&
-        json_object_set_new(m, "message_id", json_string(a->message_id)) == 0 &&
-        json_object_set_new(m, "ts", json_integer((json_int_t)now_ms)) == 0)
-        s = json_dumps(m, JSON_COMPACT);
-    json_decref(m);
-    if (s != NULL)
-        *len_out = strlen(s);
-    return s;
+    /* {"role":"user","text":...,"message_id":...,"ts":...}, as json_dumps() would write it. */
+    memory_jbuf_t b = {0};
+    memory_json_raw(&b, "{\"role\":\"user\",\"text\":", 22);
+    memory_json_string(&b, a->text, a->text_len);
+    memory_json_raw(&b, ",\"message_id\":", 14);
+    memory_json_string(&b, a->message_id, strlen(a->message_id));
+    memory_json_raw(&b, ",\"ts\":", 6);
+    memory_json_u64(&b, now_ms);
+    memory_json_raw(&b, "}", 1);
+    int rc;
+    return memory_jbuf_finish(&b, len_out, &rc);
 }

@@ -10,11 +10,8 @@
 #include "mesh/mesh_msg.h"
 
 static const char *const s_kinds[] = {
-    [MEMORY_KEY_LOG] = "log",
-    [MEMORY_KEY_STATE] = "state",
-    [MEMORY_KEY_IDEM] = "idem",
-    [MEMORY_KEY_LEASE] = "lease",
-    [MEMORY_KEY_CTX] = "ctx",
+    [MEMORY_KEY_LOG] = "log",     [MEMORY_KEY_STATE] = "state", [MEMORY_KEY_IDEM] = "idem",
+    [MEMORY_KEY_LEASE] = "lease", [MEMORY_KEY_CTX] = "ctx",
 };
 
 int memory_key(char *out, size_t out_size, memory_key_kind_t kind, const char *conv, const char *id)

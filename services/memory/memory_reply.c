@@ -9,8 +9,10 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "memory_jparse.h"
 #include "mesh/mesh_err.h"
 #include "mesh/mesh_log.h"
+#include "mesh/mesh_text.h"
 
 #define REPLY_SUBSYS "memory"
 
@@ -60,11 +62,15 @@ static int reply_head(const redisReply *r, const redisReply **word, char *err, s
     return 0;
 }
 
-/* A JSON object from a stored string; NULL (and one log line) when it is not one. */
+/*
+ * A JSON object from a stored string; NULL (and one log line) when it is not
+ * one. What memory stored is valid UTF-8; the check keeps a hand-edited value
+ * from reaching the parser, which relies on it.
+ */
 static json_t *parse_stored(const redisReply *s, const char *what)
 {
-    json_error_t jerr;
-    json_t *v = is_str(s) ? json_loadb(s->str, s->len, 0, &jerr) : NULL;
+    json_t *v =
+        is_str(s) && mesh_utf8_valid(s->str, s->len) ? memory_json_parse(s->str, s->len) : NULL;
     if (json_is_object(v))
         return v;
     json_decref(v);

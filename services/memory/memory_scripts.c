@@ -44,28 +44,32 @@
  */
 
 /*
- * Shared prelude. ensure_ctx() builds the ctx list of a conversation
- * recorded before ctx existed (log present, ctx absent) from the last
- * `rebuild_max` log entries, once; for any other conversation it costs one
- * EXISTS. in_ctx() is the rule for what ctx holds, the same as the C side's
- * memory_message_in_ctx().
+ * Shared prelude. append() is RPUSH plus, only when the list grew past
+ * history_max, LTRIM to it. ensure_ctx() builds the ctx list of a
+ * conversation recorded before ctx existed (log present, ctx absent) from the
+ * last `rebuild_max` log entries, once; for any other conversation it costs
+ * one EXISTS. in_ctx() is the rule for what ctx holds, the same as the C
+ * side's memory_message_in_ctx().
  */
 #define SCRIPT_PRELUDE                                                                             \
-    "local function pending(v) return v == 'pending' or string.sub(v, 1, 8) == 'pending:' end\n" \
+    "local function pending(v) return v == 'pending' or string.sub(v, 1, 8) == 'pending:' end\n"   \
     "local function in_ctx(m)\n"                                                                   \
     "  if type(m) ~= 'table' then return false end\n"                                              \
     "  if m['role'] == 'user' then return true end\n"                                              \
     "  return m['role'] == 'assistant' and\n"                                                      \
     "         (type(m['tool_calls']) ~= 'table' or next(m['tool_calls']) == nil)\n"                \
     "end\n"                                                                                        \
-    "local function ensure_ctx(log, ctx, rebuild_max)\n"                                           \
+    "local function append(key, hmax, ...)\n"                                                      \
+    "  if redis.call('RPUSH', key, ...) > hmax then redis.call('LTRIM', key, -hmax, -1) end\n"     \
+    "end\n"                                                                                        \
+    "local function ensure_ctx(log, ctx, rebuild_max, hmax)\n"                                     \
     "  if redis.call('EXISTS', ctx) == 1 then return end\n"                                        \
     "  local keep = {}\n"                                                                          \
     "  for _, e in ipairs(redis.call('LRANGE', log, -rebuild_max, -1)) do\n"                       \
     "    local ok, m = pcall(cjson.decode, e)\n"                                                   \
     "    if ok and in_ctx(m) then keep[#keep + 1] = e end\n"                                       \
     "  end\n"                                                                                      \
-    "  if #keep > 0 then redis.call('RPUSH', ctx, unpack(keep)) end\n"                             \
+    "  if #keep > 0 then append(ctx, hmax, unpack(keep)) end\n"                                    \
     "end\n"
 
 /*
@@ -88,68 +92,65 @@
  * does not hold it), the history is the user message alone.
  */
 static const char s_begin[] =
-    SCRIPT_PRELUDE
-    "local holder = redis.call('GET', KEYS[4])\n"
-    "if holder and holder ~= ARGV[1] then\n"
-    "  return {'busy', holder}\n"
-    "end\n"
-    "local idem = redis.call('GET', KEYS[3])\n"
-    "if idem and not pending(idem) then\n"
-    "  return {'dup', idem}\n"
-    "end\n"
-    "local ttl = tonumber(ARGV[5])\n"
-    "local window = tonumber(ARGV[4])\n"
-    "local hmax = tonumber(ARGV[6])\n"
-    "redis.call('SET', KEYS[4], ARGV[1], 'PX', ARGV[2])\n"
-    "ensure_ctx(KEYS[1], KEYS[5], tonumber(ARGV[9]))\n"
-    "local history = {}\n"
-    "if not idem then\n"
-    "  redis.call('RPUSH', KEYS[1], ARGV[3])\n"
-    "  redis.call('LTRIM', KEYS[1], -hmax, -1)\n"
-    "  redis.call('RPUSH', KEYS[5], ARGV[3])\n"
-    "  redis.call('LTRIM', KEYS[5], -hmax, -1)\n"
-    "  local seq = redis.call('HINCRBY', KEYS[2], 'seq', 1)\n"
-    "  redis.call('SET', KEYS[3], 'pending:' .. seq, 'EX', ttl)\n"
-    "  if window > 0 then\n"
-    "    history = redis.call('LRANGE', KEYS[5], -window, -1)\n"
-    "  end\n"
-    "else\n"
-    "  redis.call('EXPIRE', KEYS[3], ttl)\n"
-    "  local at = tonumber(string.sub(idem, 9))\n"
-    "  if window > 0 and not at then\n"
-    "    history = redis.call('LRANGE', KEYS[5], -window, -1)\n"
-    "  elseif window > 0 then\n"
-    "    local cur = tonumber(redis.call('HGET', KEYS[2], 'seq')) or 0\n"
-    "    local pos = nil\n"
-    "    if at <= cur then\n"
-    "      local len = redis.call('LLEN', KEYS[5])\n"
-    "      local tail = redis.call('LRANGE', KEYS[5], -(cur - at + 1), -1)\n"
-    "      local plain = string.find(ARGV[8], '[\"\\\\]') == nil\n"
-    "      for i = #tail, 1, -1 do\n"
-    "        if not plain or string.find(tail[i], ARGV[8], 1, true) then\n"
-    "          local ok, m = pcall(cjson.decode, tail[i])\n"
-    "          if ok and type(m) == 'table' and m['role'] == 'user' and\n"
-    "             m['message_id'] == ARGV[8] then\n"
-    "            pos = len - #tail + i - 1\n"
-    "            break\n"
-    "          end\n"
-    "        end\n"
-    "      end\n"
-    "    end\n"
-    "    if pos then\n"
-    "      local first = pos - window + 1\n"
-    "      if first < 0 then first = 0 end\n"
-    "      history = redis.call('LRANGE', KEYS[5], first, pos)\n"
-    "    else\n"
-    "      history = {ARGV[3]}\n"
-    "    end\n"
-    "  end\n"
-    "end\n"
-    "redis.call('HSETNX', KEYS[2], 'created', ARGV[7])\n"
-    "redis.call('EXPIRE', KEYS[1], ttl)\n"
-    "redis.call('EXPIRE', KEYS[2], ttl)\n"
-    "redis.call('EXPIRE', KEYS[5], ttl)\n"
-    "return {'ok', history, redis.call('HGETALL', KEYS[2])}\n";
+    SCRIPT_PRELUDE "local holder = redis.call('GET', KEYS[4])\n"
+                   "if holder and holder ~= ARGV[1] then\n"
+                   "  return {'busy', holder}\n"
+                   "end\n"
+                   "local idem = redis.call('GET', KEYS[3])\n"
+                   "if idem and not pending(idem) then\n"
+                   "  return {'dup', idem}\n"
+                   "end\n"
+                   "local ttl = tonumber(ARGV[5])\n"
+                   "local window = tonumber(ARGV[4])\n"
+                   "local hmax = tonumber(ARGV[6])\n"
+                   "redis.call('SET', KEYS[4], ARGV[1], 'PX', ARGV[2])\n"
+                   "ensure_ctx(KEYS[1], KEYS[5], tonumber(ARGV[9]), hmax)\n"
+                   "local history = {}\n"
+                   "if not idem then\n"
+                   "  append(KEYS[1], hmax, ARGV[3])\n"
+                   "  append(KEYS[5], hmax, ARGV[3])\n"
+                   "  local seq = redis.call('HINCRBY', KEYS[2], 'seq', 1)\n"
+                   "  redis.call('SET', KEYS[3], 'pending:' .. seq, 'EX', ttl)\n"
+                   "  if window > 0 then\n"
+                   "    history = redis.call('LRANGE', KEYS[5], -window, -1)\n"
+                   "  end\n"
+                   "else\n"
+                   "  redis.call('EXPIRE', KEYS[3], ttl)\n"
+                   "  local at = tonumber(string.sub(idem, 9))\n"
+                   "  if window > 0 and not at then\n"
+                   "    history = redis.call('LRANGE', KEYS[5], -window, -1)\n"
+                   "  elseif window > 0 then\n"
+                   "    local cur = tonumber(redis.call('HGET', KEYS[2], 'seq')) or 0\n"
+                   "    local pos = nil\n"
+                   "    if at <= cur then\n"
+                   "      local len = redis.call('LLEN', KEYS[5])\n"
+                   "      local tail = redis.call('LRANGE', KEYS[5], -(cur - at + 1), -1)\n"
+                   "      local plain = string.find(ARGV[8], '[\"\\\\]') == nil\n"
+                   "      for i = #tail, 1, -1 do\n"
+                   "        if not plain or string.find(tail[i], ARGV[8], 1, true) then\n"
+                   "          local ok, m = pcall(cjson.decode, tail[i])\n"
+                   "          if ok and type(m) == 'table' and m['role'] == 'user' and\n"
+                   "             m['message_id'] == ARGV[8] then\n"
+                   "            pos = len - #tail + i - 1\n"
+                   "            break\n"
+                   "          end\n"
+                   "        end\n"
+                   "      end\n"
+                   "    end\n"
+                   "    if pos then\n"
+                   "      local first = pos - window + 1\n"
+                   "      if first < 0 then first = 0 end\n"
+                   "      history = redis.call('LRANGE', KEYS[5], first, pos)\n"
+                   "    else\n"
+                   "      history = {ARGV[3]}\n"
+                   "    end\n"
+                   "  end\n"
+                   "end\n"
+                   "redis.call('HSETNX', KEYS[2], 'created', ARGV[7])\n"
+                   "redis.call('EXPIRE', KEYS[1], ttl)\n"
+                   "redis.call('EXPIRE', KEYS[2], ttl)\n"
+                   "redis.call('EXPIRE', KEYS[5], ttl)\n"
+                   "return {'ok', history, redis.call('HGETALL', KEYS[2])}\n";
 
 /*
  * turn.end
@@ -167,50 +168,47 @@ static const char s_begin[] =
  * other turn ran on the conversation in between.
  */
 static const char s_end[] =
-    SCRIPT_PRELUDE
-    "local idem = redis.call('GET', KEYS[3])\n"
-    "if idem and not pending(idem) then\n"
-    "  return {'dup'}\n"
-    "end\n"
-    "local holder = redis.call('GET', KEYS[4])\n"
-    "if holder and holder ~= ARGV[1] then\n"
-    "  return {'lost', holder}\n"
-    "end\n"
-    "local ttl = tonumber(ARGV[2])\n"
-    "local hmax = tonumber(ARGV[3])\n"
-    "local nmsg = tonumber(ARGV[6])\n"
-    "local nfield = tonumber(ARGV[7])\n"
-    "local mask = ARGV[8]\n"
-    "local base = 9\n"
-    "ensure_ctx(KEYS[1], KEYS[5], tonumber(ARGV[9]))\n"
-    "if nmsg > 0 then\n"
-    "  redis.call('RPUSH', KEYS[1], unpack(ARGV, base + 1, base + nmsg))\n"
-    "  redis.call('LTRIM', KEYS[1], -hmax, -1)\n"
-    "  redis.call('HINCRBY', KEYS[2], 'seq', nmsg)\n"
-    "  local keep = {}\n"
-    "  for i = 1, nmsg do\n"
-    "    if string.byte(mask, i) == 49 then keep[#keep + 1] = ARGV[base + i] end\n"
-    "  end\n"
-    "  if #keep > 0 then\n"
-    "    redis.call('RPUSH', KEYS[5], unpack(keep))\n"
-    "    redis.call('LTRIM', KEYS[5], -hmax, -1)\n"
-    "  end\n"
-    "end\n"
-    "base = base + nmsg\n"
-    "if nfield > 0 then\n"
-    "  redis.call('HSET', KEYS[2], unpack(ARGV, base + 1, base + 2 * nfield))\n"
-    "end\n"
-    "redis.call('HINCRBY', KEYS[2], 'turns', 1)\n"
-    "redis.call('HSETNX', KEYS[2], 'created', ARGV[4])\n"
-    "redis.call('HSET', KEYS[2], 'updated', ARGV[4])\n"
-    "redis.call('SET', KEYS[3], ARGV[5], 'EX', ttl)\n"
-    "if holder then\n"
-    "  redis.call('DEL', KEYS[4])\n"
-    "end\n"
-    "redis.call('EXPIRE', KEYS[1], ttl)\n"
-    "redis.call('EXPIRE', KEYS[2], ttl)\n"
-    "redis.call('EXPIRE', KEYS[5], ttl)\n"
-    "return {'ok'}\n";
+    SCRIPT_PRELUDE "local idem = redis.call('GET', KEYS[3])\n"
+                   "if idem and not pending(idem) then\n"
+                   "  return {'dup'}\n"
+                   "end\n"
+                   "local holder = redis.call('GET', KEYS[4])\n"
+                   "if holder and holder ~= ARGV[1] then\n"
+                   "  return {'lost', holder}\n"
+                   "end\n"
+                   "local ttl = tonumber(ARGV[2])\n"
+                   "local hmax = tonumber(ARGV[3])\n"
+                   "local nmsg = tonumber(ARGV[6])\n"
+                   "local nfield = tonumber(ARGV[7])\n"
+                   "local mask = ARGV[8]\n"
+                   "local base = 9\n"
+                   "ensure_ctx(KEYS[1], KEYS[5], tonumber(ARGV[9]), hmax)\n"
+                   "if nmsg > 0 then\n"
+                   "  append(KEYS[1], hmax, unpack(ARGV, base + 1, base + nmsg))\n"
+                   "  redis.call('HINCRBY', KEYS[2], 'seq', nmsg)\n"
+                   "  local keep = {}\n"
+                   "  for i = 1, nmsg do\n"
+                   "    if string.byte(mask, i) == 49 then keep[#keep + 1] = ARGV[base + i] end\n"
+                   "  end\n"
+                   "  if #keep > 0 then\n"
+                   "    append(KEYS[5], hmax, unpack(keep))\n"
+                   "  end\n"
+                   "end\n"
+                   "base = base + nmsg\n"
+                   "if nfield > 0 then\n"
+                   "  redis.call('HSET', KEYS[2], unpack(ARGV, base + 1, base + 2 * nfield))\n"
+                   "end\n"
+                   "redis.call('HINCRBY', KEYS[2], 'turns', 1)\n"
+                   "redis.call('HSETNX', KEYS[2], 'created', ARGV[4])\n"
+                   "redis.call('HSET', KEYS[2], 'updated', ARGV[4])\n"
+                   "redis.call('SET', KEYS[3], ARGV[5], 'EX', ttl)\n"
+                   "if holder then\n"
+                   "  redis.call('DEL', KEYS[4])\n"
+                   "end\n"
+                   "redis.call('EXPIRE', KEYS[1], ttl)\n"
+                   "redis.call('EXPIRE', KEYS[2], ttl)\n"
+                   "redis.call('EXPIRE', KEYS[5], ttl)\n"
+                   "return {'ok'}\n";
 
 /*
  * turn.abort

@@ -265,11 +265,13 @@ static void end_cb(router_reply_kind_t kind, mesh_reply_t *rep, void *arg)
     turn_finish(t);
 }
 
-void router__turn_complete(router_turn_t *t, const char *text)
+void router__turn_complete(router_turn_t *t, json_t *text)
 {
     const char *agent = t->agent->name;
-    json_t *msg = json_pack("{s:s, s:s, s:s}", "role", "assistant", "text", text, "agent", agent);
-    t->final_data = json_pack("{s:s, s:s, s:s, s:s, s:b, s:O, s:i}", "conversation_id", t->req.conv,
+    /* The answer's json string is shared (referenced, not copied) by the
+     * stored message, the FINAL data and the turn.end args. */
+    json_t *msg = json_pack("{s:s, s:O, s:s}", "role", "assistant", "text", text, "agent", agent);
+    t->final_data = json_pack("{s:s, s:s, s:s, s:O, s:b, s:O, s:i}", "conversation_id", t->req.conv,
                               "message_id", t->message_id, "agent", agent, "reply", text,
                               "duplicate", 0, "tool_calls", t->tool_summary, "steps", t->steps);
     if (!msg || !t->final_data || json_array_append_new(t->turn_msgs, msg) != 0) {
@@ -471,8 +473,10 @@ static int validate_turn(const mesh_request_t *req, char *msg, size_t msg_size)
     }
     const json_t *text = json_object_get(req->args, "text");
     n = json_string_length(text);
+    /* A json string is valid UTF-8 already (mesh_mp checked it when the body
+     * was decoded): what is left to check is the length and NUL bytes. */
     if (!json_is_string(text) || n < 1 || n > MESH_TEXT_MAX ||
-        strlen(json_string_value(text)) != n || !mesh_utf8_valid(json_string_value(text), n)) {
+        memchr(json_string_value(text), '\0', n) != NULL) {
         snprintf(msg, msg_size, "args.text: must be 1..%d bytes of UTF-8 without NUL",
                  MESH_TEXT_MAX);
         return MESH_EPROTO;
@@ -638,6 +642,7 @@ void router_agent_loop_destroy(router_agent_loop_t **al_p)
     router_heap_free(&al->wakeups);
     router_heap_free(&al->renewals);
     router_agents_unref(&al->agents);
+    router__jbuf_free(&al->jbuf);
     free(al);
     *al_p = NULL;
 }

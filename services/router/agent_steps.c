@@ -102,10 +102,13 @@ static void tool_cb(router_reply_kind_t kind, mesh_reply_t *rep, void *arg)
     if (json_is_boolean(ok)) {
         s->ok = json_is_true(ok);
         const json_t *payload = json_object_get(rep->data, s->ok ? "result" : "error");
-        char *txt = json_dumps(payload ? payload : json_null(),
-                               JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(15));
-        s->text = txt ? json_string(txt) : NULL;
-        free(txt);
+        /* The JSON text goes into the loop's reusable buffer; it is valid
+         * UTF-8 (written from json_t strings), so jansson need not check it. */
+        router_jbuf_t *jb = &t->al->jbuf;
+        if (router__json_write(jb, payload ? payload : json_null(), ROUTER_TOOL_REAL_PRECISION) ==
+            0)
+            s->text = json_stringn_nocheck(jb->data, jb->len);
+        router__jbuf_reset(jb);
     } else {
         s->ok = false;
         s->text = tool_error_text("tool_failed", "malformed reply from the tools service");
@@ -259,8 +262,8 @@ static void llm_cb(router_reply_kind_t kind, mesh_reply_t *rep, void *arg)
     }
     const char *type = json_string_value(json_object_get(rep->data, "type"));
     if (type && strcmp(type, "text") == 0) {
-        const char *text = json_string_value(json_object_get(rep->data, "text"));
-        if (!text) {
+        json_t *text = json_object_get(rep->data, "text");
+        if (!json_is_string(text)) {
             router__turn_fail(t, MESH_EPROTO, "llm: text reply without text", true);
             return;
         }
@@ -280,6 +283,20 @@ static void llm_cb(router_reply_kind_t kind, mesh_reply_t *rep, void *arg)
     router__turn_fail(t, MESH_EPROTO, "llm: unknown reply type", true);
 }
 
+/*
+ * The agent's prompt in lang as a json string: the agent file's own string
+ * (a reference, no copy: a prompt is a kilobyte or two, sent at every step)
+ * when the agent's prompt points into it, else a copy.
+ */
+static json_t *prompt_json(const router_agent_t *ag, const char *lang)
+{
+    const char *prompt = router_agent_prompt(ag, lang);
+    json_t *own = json_object_get(json_object_get(ag->def, "prompt"), lang);
+    if (json_is_string(own) && json_string_value(own) == prompt)
+        return json_incref(own);
+    return json_string(prompt);
+}
+
 void router__turn_llm(router_turn_t *t)
 {
     const router_agent_t *ag = t->agent;
@@ -294,8 +311,8 @@ void router__turn_llm(router_turn_t *t)
         router__turn_fail(t, MESH_ENOMEM, NULL, true);
         return;
     }
-    json_t *args = json_pack("{s:s, s:s, s:s, s:s, s:o, s:O, s:b}", "agent", ag->name, "tier",
-                             ag->tier, "system", router_agent_prompt(ag, t->lang), "lang", t->lang,
+    json_t *args = json_pack("{s:s, s:s, s:o, s:s, s:o, s:O, s:b}", "agent", ag->name, "tier",
+                             ag->tier, "system", prompt_json(ag, t->lang), "lang", t->lang,
                              "messages", messages, "tools", ag->llm_tools, "stream", t->stream);
     int rc = router__turn_submit(t, "llm", "llm.chat", args, true, 0, llm_cb, t, t->pending_id);
     if (rc)

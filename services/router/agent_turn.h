@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "agent_json.h"
 #include "agent_loop.h"
 #include "convq.h"
 #include "heap.h"
@@ -22,6 +23,9 @@
 #define ROUTER_LEASE_LOST_MSG                                                                      \
     "conversation lease lost: another router took the conversation over; nothing was recorded, "   \
     "retry the message"
+
+/* Significant digits of reals in a tool message's JSON text. */
+#define ROUTER_TOOL_REAL_PRECISION 15
 
 /* Our request ids: 32 hex chars from mesh_id_new. */
 #define ROUTER_REQ_ID_LEN 32
@@ -101,6 +105,7 @@ struct router_agent_loop {
     uint64_t timer_armed; /* key + 1 the timer is armed for, 0 = not armed */
     router_list_t turns;
     size_t active;
+    router_jbuf_t jbuf; /* scratch for tool results' JSON text (one at a time) */
 };
 
 /* agent_loop.c */
@@ -115,8 +120,9 @@ int router__turn_submit(router_turn_t *t, const char *service, const char *op, j
 /* Fail the turn: answer the client (once), cancel what is in flight, and
  * abort in memory when abort is true; the turn finishes afterwards. */
 void router__turn_fail(router_turn_t *t, int status, const char *msg, bool abort);
-/* The model answered with text: record the turn (turn.end) and answer. */
-void router__turn_complete(router_turn_t *t, const char *text);
+/* The model answered with text (a json string, borrowed; referenced by what
+ * the turn keeps): record the turn (turn.end) and answer. */
+void router__turn_complete(router_turn_t *t, json_t *text);
 /* Send a PARTIAL {delta} to a streaming client. */
 void router__turn_partial(router_turn_t *t, const char *delta, size_t len);
 

@@ -220,7 +220,8 @@ static int handle_call(const tools_registry_t *r, const json_t *args, json_t **d
         set_err(err, err_size, "%s", mesh_strerror(rc));
         return rc;
     }
-    if (json_is_false(json_object_get(*data, "ok"))) {
+    /* An outcome is data, not a fault: the line is info, so build it only when it is written. */
+    if (json_is_false(json_object_get(*data, "ok")) && mesh_log_get_level() <= MESH_LOG_INFO) {
         const json_t *e = json_object_get(*data, "error");
         char safe[SANITIZED_MAX];
         const char *m = json_string_value(json_object_get(e, "message"));

@@ -666,6 +666,29 @@ static void test_usage_deterministic(void **state)
     assert_int_equal(llm_tokens_estimate("", 0), 0);
     assert_int_equal(llm_tokens_estimate("abcde", 5), 2);
     assert_int_equal(llm_tokens_estimate("保单保单", strlen("保单保单")), 1);
+
+    /* The word-at-a-time count agrees with a byte-by-byte count at every
+     * length and alignment, for ASCII, 2-, 3- and 4-byte sequences. */
+    static const char sample[] = "ab é 保单 😀 P10023，免赔额？xyz\x80\xbf\xc0\xff end";
+    size_t n = sizeof sample - 1;
+    for (size_t off = 0; off < 8; off++) {
+        for (size_t len = 0; off + len <= n; len++) {
+            uint64_t cps = 0;
+            for (size_t i = off; i < off + len; i++)
+                cps += ((unsigned char)sample[i] & 0xC0) != 0x80;
+            assert_int_equal(llm_tokens_estimate(sample + off, len), (cps + 3) / 4);
+        }
+    }
+    /* Long texts (the count is folded every 255 words): 5 KB of mixed text. */
+    static char big[5000];
+    for (size_t i = 0; i < sizeof big; i++)
+        big[i] = sample[(i * 7) % n];
+    for (size_t len = 2030; len <= sizeof big; len += 997) {
+        uint64_t cps = 0;
+        for (size_t i = 0; i < len; i++)
+            cps += ((unsigned char)big[i] & 0xC0) != 0x80;
+        assert_int_equal(llm_tokens_estimate(big, len), (cps + 3) / 4);
+    }
 }
 
 static void test_policy_no_scan(void **state)

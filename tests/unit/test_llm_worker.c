@@ -358,7 +358,8 @@ static void test_call_start_logged(void **state)
     unlink(path);
     assert_true(n > 0);
     buf[n] = '\0';
-    if (strstr(buf, "[llm] call start id=req-log-7 agent=policy_qa") == NULL)
+    /* The line's message, whatever the log format (text or JSON lines). */
+    if (strstr(buf, "call start id=req-log-7 agent=policy_qa") == NULL)
         fail_msg("no call start line in: %s", buf);
 }
 
