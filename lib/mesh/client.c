@@ -34,6 +34,7 @@
 #include "mesh/mesh_err.h"
 #include "mesh/mesh_heartbeat.h"
 #include "mesh/mesh_log.h"
+#include "mesh/mesh_metrics.h"
 #include "mesh/mesh_proto.h"
 #include "mesh/mesh_uvzmq.h"
 
@@ -45,6 +46,13 @@
 #define CLIENT_REQ_CACHE_MAX 1024
 /* Smallest id-map and slot-table sizes (the map is a power of two). */
 #define CLIENT_TABLE_MIN 64
+/* Metric label sets: services a client talks to, times final statuses. */
+#define CLIENT_METRIC_REQ_SERIES 128
+#define CLIENT_METRIC_SVC_SERIES 16
+
+/* Request latency buckets, seconds: readiness probes to whole agent turns. */
+static const double s_latency_bounds[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                                          0.5,   1,      2.5,   5,    10,    30,   60,  120};
 
 typedef struct client_req creq_t;
 
@@ -58,6 +66,8 @@ struct client_req {
     creq_t *rprev, *rnext; /* the router's in-flight list */
     size_t heap_idx;
     uint64_t deadline_at; /* uv_now() scale, grace included */
+    uint64_t start_ns;    /* uv_hrtime() when sent */
+    char service[MESH_SERVICE_MAX + 1];
     mesh_client_cb cb;
     void *arg;
 };
@@ -110,7 +120,47 @@ struct mesh_client {
     uint32_t n_cache;
     uint32_t inflight;
     msgpack_sbuffer sb;
+
+    /* metrics (global registry; NULL when a registration failed) */
+    mesh_metric_t *m_requests; /* mesh_client_requests_total{service,status} */
+    mesh_metric_t *m_latency;  /* mesh_client_request_duration_seconds{service} */
+    mesh_series_t *s_inflight; /* mesh_client_inflight */
+    mesh_series_t *s_alive;    /* mesh_client_routers_alive */
 };
+
+/* ---- metrics -------------------------------------------------------------- */
+
+static void metrics_init(mesh_client_t *c)
+{
+    mesh_metrics_t *reg = mesh_metrics_global();
+    c->m_requests = mesh_metrics_counter(
+        reg, "mesh_client_requests_total",
+        "requests this process sent to routers, by service and final status (mesh_err name; "
+        "local deadline, lost router and cancel included)",
+        "service,status", CLIENT_METRIC_REQ_SERIES);
+    c->m_latency = mesh_metrics_histogram(
+        reg, "mesh_client_request_duration_seconds",
+        "time from sending a request to its FINAL (or local failure), by service", "service",
+        CLIENT_METRIC_SVC_SERIES, s_latency_bounds,
+        sizeof(s_latency_bounds) / sizeof(s_latency_bounds[0]));
+    c->s_inflight = mesh_metric_with(
+        mesh_metrics_gauge(reg, "mesh_client_inflight",
+                           "requests this process has in flight at routers", NULL, 1),
+        NULL);
+    c->s_alive = mesh_metric_with(
+        mesh_metrics_gauge(reg, "mesh_client_routers_alive",
+                           "routers this process's clients currently consider alive", NULL, 1),
+        NULL);
+}
+
+/* q completed with status (0 or MESH_E*); canceled requests have no latency. */
+static void metrics_done(mesh_client_t *c, const creq_t *q, int status)
+{
+    mesh_counter_inc(mesh_metric_at(c->m_requests, q->service, mesh_err_name(status)));
+    if (status != MESH_ECANCELED)
+        mesh_histogram_observe(mesh_metric_at(c->m_latency, q->service),
+                               mesh_metrics_since_s(q->start_ns));
+}
 
 static uint32_t fnv1a(const void *data, size_t len)
 {
@@ -357,6 +407,7 @@ static void creq_unlink(mesh_client_t *c, creq_t *q)
     if (q->rnext)
         q->rnext->rprev = q->rprev;
     c->inflight--;
+    mesh_gauge_add(c->s_inflight, -1);
 }
 
 static void on_deadline(uv_timer_t *t);
@@ -393,6 +444,7 @@ static void creq_fail(mesh_client_t *c, creq_t *q, int status)
     rep.err[ml] = '\0';
     mesh_client_cb cb = q->cb;
     void *arg = q->arg;
+    metrics_done(c, q, status);
     creq_unlink(c, q);
     creq_free(c, q);
     cb(c, true, &rep, arg);
@@ -428,6 +480,15 @@ static int router_send(client_router_t *r, uint8_t cmd, const char *service, con
     return rc;
 }
 
+/* The one place alive changes, so the process-wide gauge follows it. */
+static void router_set_alive(client_router_t *r, bool alive)
+{
+    if (r->alive == alive)
+        return;
+    r->alive = alive;
+    mesh_gauge_add(r->c->s_alive, alive ? 1 : -1);
+}
+
 /* Open a socket to r and say hello; on failure retry after the backoff. */
 static int router_open(client_router_t *r)
 {
@@ -435,7 +496,7 @@ static int router_open(client_router_t *r)
     uint64_t now = uv_now(c->loop);
     int rc;
 
-    r->alive = false;
+    router_set_alive(r, false);
     r->sock = mesh_uvzmq_new(c->loop, c->zctx, ZMQ_DEALER, &c->zopts, on_router_recv, r);
     if (!r->sock) {
         rc = MESH_EIO;
@@ -461,7 +522,7 @@ retry:
 static void router_down(client_router_t *r, uint64_t delay)
 {
     mesh_client_t *c = r->c;
-    r->alive = false;
+    router_set_alive(r, false);
     mesh_uvzmq_close(&r->sock);
     r->reconnect_at = uv_now(c->loop) + delay;
     /* Callbacks may send new requests: r is not alive, so none land here. */
@@ -495,6 +556,7 @@ static void handle_reply(client_router_t *r, uint8_t cmd, const void *body, size
     mesh_client_cb cb = q->cb;
     void *arg = q->arg;
     if (cmd == MESH_C_FINAL) {
+        metrics_done(c, q, rep.status);
         creq_unlink(c, q);
         creq_free(c, q);
         arm_deadline(c);
@@ -523,7 +585,7 @@ static void on_router_recv(mesh_uvzmq_t *s, const mesh_frame_t *frames, size_t n
         return;
     }
     if (!r->alive) {
-        r->alive = true;
+        router_set_alive(r, true);
         mesh_hb_reset_backoff(&r->hb);
         mesh_log_info(SUBSYS, "router %s up", r->endpoint);
     }
@@ -657,6 +719,7 @@ mesh_client_t *mesh_client_new(uv_loop_t *loop, void *zctx, const mesh_client_op
     if (c->tick_ms < 1)
         c->tick_ms = 1;
     msgpack_sbuffer_init(&c->sb);
+    metrics_init(c);
 
     uint64_t now = uv_now(loop);
     c->n_routers = opts->n_endpoints;
@@ -749,6 +812,8 @@ int mesh_client_request(mesh_client_t *c, const char *service, const mesh_reques
     }
 
     q->router = ri;
+    q->start_ns = uv_hrtime();
+    memcpy(q->service, service, strnlen(service, MESH_SERVICE_MAX) + 1);
     q->cb = cb;
     q->arg = arg;
     q->deadline_at = uv_now(c->loop) + send->deadline_ms + CLIENT_DEADLINE_GRACE_MS;
@@ -761,6 +826,7 @@ int mesh_client_request(mesh_client_t *c, const char *service, const mesh_reques
         r->reqs->rprev = q;
     r->reqs = q;
     c->inflight++;
+    mesh_gauge_add(c->s_inflight, 1);
     arm_deadline(c);
     if (handle)
         *handle = q->handle;
@@ -782,6 +848,7 @@ void mesh_client_cancel(mesh_client_t *c, uint64_t handle)
     creq_t *q = c->slots[s];
     if (!q || c->slot_gen[s] != (uint32_t)(handle >> 32))
         return;
+    metrics_done(c, q, MESH_ECANCELED);
     creq_unlink(c, q);
     creq_free(c, q);
     arm_deadline(c);
@@ -837,7 +904,7 @@ void mesh_client_destroy(mesh_client_t **c_p)
     while (c->heap_len)
         creq_fail(c, c->heap[0], MESH_ECANCELED);
     for (int i = 0; i < c->n_routers; i++) {
-        c->routers[i].alive = false;
+        router_set_alive(&c->routers[i], false);
         mesh_uvzmq_close(&c->routers[i].sock);
     }
     uv_close((uv_handle_t *)&c->tick, on_handle_close);

@@ -46,12 +46,28 @@
 
 #include "mesh/mesh_err.h"
 #include "mesh/mesh_log.h"
+#include "mesh/mesh_metrics.h"
 
 #define REDIS_TIMEOUT_DEFAULT_MS       2000
 #define REDIS_RECONNECT_MIN_DEFAULT_MS 250
 #define REDIS_RECONNECT_MAX_DEFAULT_MS 8000
 #define REDIS_HOST_MAX                 255 /* host name bytes */
 #define REDIS_SUBSYS                   "redis"
+/* Metric label: the command name, lower-cased, at most this many bytes. */
+#define REDIS_METRIC_CMD_MAX    23
+#define REDIS_METRIC_CMD_SERIES 32 /* distinct commands */
+#define REDIS_METRIC_ERR_SERIES 96 /* (command, kind) */
+
+/* Command latency buckets, seconds: Redis answers in tens of microseconds when healthy. */
+static const double s_latency_bounds[] = {
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5};
+
+typedef struct {
+    mesh_metric_t *latency; /* mesh_redis_command_duration_seconds{command} */
+    mesh_metric_t *errors;  /* mesh_redis_command_errors_total{command,kind} */
+    mesh_series_t *up;      /* mesh_redis_up */
+    mesh_series_t *losses;  /* mesh_redis_connection_losses_total */
+} redis_metrics_t;
 
 typedef enum {
     REDIS_STATE_DOWN = 0,
@@ -68,7 +84,9 @@ struct cmd {
     uint64_t deadline_ms; /* monotonic */
     bool in_list;
     bool in_hiredis;
-    bool internal; /* the handshake PING: not counted, not a user command */
+    bool internal;                       /* the handshake PING: not counted, not a user command */
+    uint64_t start_ns;                   /* uv_hrtime() when queued */
+    char name[REDIS_METRIC_CMD_MAX + 1]; /* metric label */
 };
 
 struct mesh_redis {
@@ -93,6 +111,7 @@ struct mesh_redis {
 
     cmd_t *head, *tail; /* pending FIFO, oldest first */
     size_t n_pending;   /* user commands in the FIFO */
+    redis_metrics_t m;
 };
 
 static void connect_now(mesh_redis_t *r);
@@ -102,6 +121,64 @@ static void on_retry_timer(uv_timer_t *t);
 static uint64_t mono_ms(void)
 {
     return uv_hrtime() / 1000000u;
+}
+
+/* --------------------------------------------------------------- metrics */
+
+static void metrics_init(redis_metrics_t *m)
+{
+    mesh_metrics_t *reg = mesh_metrics_global();
+    m->latency =
+        mesh_metrics_histogram(reg, "mesh_redis_command_duration_seconds",
+                               "time from queueing a command to its reply (or failure), by command",
+                               "command", REDIS_METRIC_CMD_SERIES, s_latency_bounds,
+                               sizeof(s_latency_bounds) / sizeof(s_latency_bounds[0]));
+    m->errors = mesh_metrics_counter(
+        reg, "mesh_redis_command_errors_total",
+        "commands that failed, by command and kind: reply_error (an error reply), "
+        "deadline_exceeded, unavailable (not connected or connection lost)",
+        "command,kind", REDIS_METRIC_ERR_SERIES);
+    m->up = mesh_metric_with(mesh_metrics_gauge(reg, "mesh_redis_up",
+                                                "Redis connections of this process that are up "
+                                                "(answered PING)",
+                                                NULL, 1),
+                             NULL);
+    m->losses = mesh_metric_with(
+        mesh_metrics_counter(reg, "mesh_redis_connection_losses_total",
+                             "times an established Redis connection was lost", NULL, 1),
+        NULL);
+}
+
+/* The label of a command: argv[0] lower-cased, [a-z0-9._-] kept, others '_'. */
+static void metrics_cmd_name(char out[REDIS_METRIC_CMD_MAX + 1], const char *name, size_t len)
+{
+    size_t n = len < REDIS_METRIC_CMD_MAX ? len : REDIS_METRIC_CMD_MAX;
+    for (size_t i = 0; i < n; i++) {
+        char ch = name[i];
+        if (ch >= 'A' && ch <= 'Z')
+            ch = (char)(ch - 'A' + 'a');
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' ||
+              ch == '-'))
+            ch = '_';
+        out[i] = ch;
+    }
+    out[n] = '\0';
+}
+
+/* A user command completed with status (and reply when status is 0). */
+static void metrics_done(mesh_redis_t *r, const cmd_t *c, int status, const redisReply *reply)
+{
+    if (c->internal || status == MESH_ECANCELED)
+        return; /* the handshake, and shutdown, are not command outcomes */
+    mesh_histogram_observe(mesh_metric_at(r->m.latency, c->name),
+                           mesh_metrics_since_s(c->start_ns));
+    const char *kind = NULL;
+    if (status != 0)
+        kind = mesh_err_name(status);
+    else if (reply != NULL && reply->type == REDIS_REPLY_ERROR)
+        kind = "reply_error";
+    if (kind != NULL)
+        mesh_counter_inc(mesh_metric_at(r->m.errors, c->name, kind));
 }
 
 /* ------------------------------------------------------------------ FIFO */
@@ -152,6 +229,7 @@ static void cmd_release(cmd_t *c)
 static void cmd_complete(mesh_redis_t *r, cmd_t *c, int status, redisReply *reply)
 {
     fifo_unlink(r, c);
+    metrics_done(r, c, status, reply);
     c->cb(r, status, reply, c->arg);
     cmd_release(c);
 }
@@ -201,6 +279,11 @@ static void drop_connection(mesh_redis_t *r, int status, bool free_ac, const cha
     r->state = REDIS_STATE_DOWN;
     if (ac != NULL)
         ac->data = NULL;
+    if (was_up) {
+        mesh_gauge_add(r->m.up, -1);
+        if (!r->destroyed)
+            mesh_counter_inc(r->m.losses);
+    }
     if (was_up && !r->destroyed)
         mesh_log_warn(REDIS_SUBSYS, "connection to %s:%d lost: %s", r->host, r->port, why);
     else if (!r->destroyed)
@@ -280,6 +363,7 @@ static void on_pong(mesh_redis_t *r, int status, redisReply *reply, void *arg)
         return;
     }
     r->state = REDIS_STATE_UP;
+    mesh_gauge_add(r->m.up, 1);
     r->backoff_ms = r->reconnect_min_ms;
     mesh_log_info(REDIS_SUBSYS, "connected to %s:%d", r->host, r->port);
     if (r->state_cb != NULL)
@@ -409,6 +493,7 @@ mesh_redis_t *mesh_redis_new(uv_loop_t *loop, const mesh_redis_opts_t *opts,
     r->timeout_timer.data = r;
     r->retry_timer.data = r;
     r->open_handles = 2;
+    metrics_init(&r->m);
     return r;
 }
 
@@ -448,11 +533,19 @@ int mesh_redis_command(mesh_redis_t *r, mesh_redis_cb cb, void *arg, int argc, c
     size_t len0 = argvlen != NULL ? argvlen[0] : strlen(argv[0]);
     if (command_unsupported(argv[0], len0))
         return MESH_EINVAL;
-    if (r->destroyed || r->state != REDIS_STATE_UP || r->ac == NULL)
+    if (r->destroyed || r->state != REDIS_STATE_UP || r->ac == NULL) {
+        if (!r->destroyed) {
+            char name[REDIS_METRIC_CMD_MAX + 1];
+            metrics_cmd_name(name, argv[0], len0);
+            mesh_counter_inc(mesh_metric_at(r->m.errors, name, mesh_err_name(MESH_EUNAVAIL)));
+        }
         return MESH_EUNAVAIL;
+    }
     cmd_t *c = calloc(1, sizeof *c);
     if (c == NULL)
         return MESH_ENOMEM;
+    c->start_ns = uv_hrtime();
+    metrics_cmd_name(c->name, argv[0], len0);
     c->cb = cb;
     c->arg = arg;
     c->deadline_ms = mono_ms() + r->timeout_ms;

@@ -24,6 +24,9 @@
 #include <zmq.h>
 
 #include "mesh/mesh.h"
+#include "service_obs.h" /* logs+traces set-up (issue 7) */
+#include "mesh/mesh_metrics.h"
+#include "mesh/mesh_metrics_http.h"
 
 /* Exit codes (mesh_service.h). */
 #define EXIT_OK           0
@@ -45,6 +48,8 @@ enum {
     C_DRAIN_MS,
     C_MAX_MSG_BYTES,
     C_HWM,
+    C_METRICS_HOST,
+    C_METRICS_PORT,
     C_COUNT
 };
 
@@ -97,7 +102,41 @@ static const mesh_config_entry_t s_common[C_COUNT] = {
                .min = 1,
                .max = 10000000,
                .help = "ZMQ_SNDHWM and ZMQ_RCVHWM on every socket"},
+    [C_METRICS_HOST] = {.name = "MESH_METRICS_HOST",
+                        .type = MESH_CFG_STRING,
+                        .def = "127.0.0.1",
+                        .help = "listen address of the Prometheus /metrics endpoint"},
+    [C_METRICS_PORT] = {.name = "MESH_METRICS_PORT",
+                        .type = MESH_CFG_INT,
+                        .def = "0", /* replaced by metrics_default_port() */
+                        .min = 0,
+                        .max = 65535,
+                        .help = "port of the /metrics endpoint, 0 = none (a taken port only "
+                                "logs a warning)"},
 };
+
+/*
+ * Default /metrics port per service, so a bare start of one of each on one
+ * host works (docs/configuration.md). The gateway serves /metrics on its
+ * main HTTP port already; a separate port is optional there.
+ */
+static const struct {
+    const char *service;
+    const char *port;
+} s_metrics_ports[] = {
+    {"router", "9101"},
+    {"llm", "9102"},
+    {"tools", "9103"},
+    {"memory", "9104"},
+};
+
+static const char *metrics_default_port(const char *service)
+{
+    for (size_t i = 0; i < sizeof(s_metrics_ports) / sizeof(s_metrics_ports[0]); i++)
+        if (strcmp(s_metrics_ports[i].service, service) == 0)
+            return s_metrics_ports[i].port;
+    return "0";
+}
 
 typedef enum { PHASE_RUNNING, PHASE_DRAINING, PHASE_STOPPING } phase_t;
 
@@ -111,6 +150,7 @@ typedef struct {
     uv_signal_t sig_term;
     uv_signal_t sig_hup;
     uv_timer_t drain_timer;
+    mesh_metrics_http_t *metrics_http; /* NULL when MESH_METRICS_PORT is 0 or taken */
 } skel_t;
 
 static void print_help(FILE *out, const mesh_service_def_t *def)
@@ -123,14 +163,19 @@ static void print_help(FILE *out, const mesh_service_def_t *def)
     size_t n_svc = def->config != NULL ? def->n_config : 0;
     mesh_config_entry_t *all = calloc(C_COUNT + n_svc, sizeof(*all));
     if (all == NULL) {
-        mesh_config_help(out, s_common, C_COUNT);
+        mesh_config_entry_t common[C_COUNT];
+        memcpy(common, s_common, sizeof(common));
+        common[C_METRICS_PORT].def = metrics_default_port(def->name);
+        mesh_config_help(out, common, C_COUNT);
         mesh_config_help(out, def->config, n_svc);
         return;
     }
     memcpy(all, s_common, sizeof(s_common));
+    all[C_METRICS_PORT].def = metrics_default_port(def->name);
     if (n_svc > 0)
         memcpy(all + C_COUNT, def->config, n_svc * sizeof(*all));
     mesh_config_help(out, all, C_COUNT + n_svc);
+    mesh__obs_help(out);
     free(all);
 }
 
@@ -287,6 +332,41 @@ static int close_loop(uv_loop_t *loop)
     return MESH_EBUSY;
 }
 
+/*
+ * The process-level series and the /metrics listener. A listener that cannot
+ * bind (the port is taken, e.g. by a second worker on the same host started
+ * with the defaults) is logged and skipped: metrics are never a reason for a
+ * service not to serve.
+ */
+static void metrics_start(skel_t *sk, mesh_config_entry_t *common)
+{
+    mesh_metrics_t *reg = mesh_metrics_global();
+    mesh_metric_t *info =
+        mesh_metrics_gauge(reg, "mesh_build_info",
+                           "always 1; the service and its version as labels", "service,version", 1);
+    mesh_gauge_set(mesh_metric_at(info, sk->def->name, MESH_VERSION), 1);
+    mesh_metric_t *start =
+        mesh_metrics_gauge(reg, "mesh_process_start_time_seconds",
+                           "process start, seconds since the Unix epoch", NULL, 1);
+    uv_timeval64_t tv;
+    if (uv_gettimeofday(&tv) == 0)
+        mesh_gauge_set(mesh_metric_with(start, NULL), (double)tv.tv_sec + (double)tv.tv_usec / 1e6);
+
+    int port = (int)common[C_METRICS_PORT].i;
+    const char *host = common[C_METRICS_HOST].s;
+    if (port == 0 || reg == NULL)
+        return;
+    sk->metrics_http = mesh_metrics_http_new(sk->ctx->loop, reg);
+    if (sk->metrics_http == NULL || mesh_metrics_http_listen(sk->metrics_http, host, port) != 0) {
+        mesh_log_warn("service", "metrics endpoint %s:%d not available, serving without it", host,
+                      port);
+        mesh_metrics_http_destroy(&sk->metrics_http);
+        return;
+    }
+    mesh_log_info("service", "metrics on http://%s:%d/metrics", host,
+                  mesh_metrics_http_port(sk->metrics_http));
+}
+
 static void ignore_sigpipe(void)
 {
     struct sigaction sa;
@@ -319,6 +399,7 @@ int mesh_service_main(int argc, char **argv, const mesh_service_def_t *def)
     memset(&ctx, 0, sizeof(ctx));
     memset(&sk, 0, sizeof(sk));
     memcpy(common, s_common, sizeof(common));
+    common[C_METRICS_PORT].def = metrics_default_port(def->name);
     ctx.name = def->name;
     ctx.config = def->config;
     ctx.n_config = def->n_config;
@@ -326,6 +407,8 @@ int mesh_service_main(int argc, char **argv, const mesh_service_def_t *def)
     rc = load_common(common, &ctx, &level, err, sizeof(err));
     if (rc == 0 && def->config != NULL && def->n_config > 0)
         rc = mesh_config_load(def->config, def->n_config, err, sizeof(err));
+    if (rc == 0)
+        rc = mesh__obs_load(err, sizeof(err));
     if (rc != 0) {
         fprintf(stderr, "mesh-%s: %s\n", def->name, err);
         return EXIT_USAGE;
@@ -352,6 +435,12 @@ int mesh_service_main(int argc, char **argv, const mesh_service_def_t *def)
         mesh_log_error("service", "cannot install signal handlers");
         goto cleanup;
     }
+    if (mesh__obs_start(&loop, def->name) != 0) {
+        mesh_log_error("service", "cannot install the log level signal handlers");
+        goto cleanup;
+    }
+
+    metrics_start(&sk, common);
 
     rc = def->start(&ctx, &sk.svc);
     if (rc != 0) {
@@ -368,6 +457,8 @@ cleanup:
     /* A start that failed after storing its object still gets destroy. */
     if (sk.svc != NULL)
         def->destroy(&sk.svc);
+    mesh__obs_stop();
+    mesh_metrics_http_destroy(&sk.metrics_http);
     if (loop_ok && close_loop(&loop) != 0)
         mesh_log_error("service", "loop did not close cleanly");
     if (ctx.zctx != NULL) {
@@ -376,6 +467,8 @@ cleanup:
         ctx.zctx = NULL;
     }
     ctx.state = NULL;
+    /* Every user of the registry (workers, clients, the service) is gone now. */
+    mesh_metrics_global_free();
     if (exit_code == EXIT_OK)
         mesh_log_info("service", "stopped");
     return exit_code;

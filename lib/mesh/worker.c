@@ -25,6 +25,7 @@
  */
 #include <errno.h>
 #include <msgpack.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zmq.h>
@@ -32,14 +33,26 @@
 #include "mesh/mesh_err.h"
 #include "mesh/mesh_heartbeat.h"
 #include "mesh/mesh_log.h"
+#include "mesh/mesh_metrics.h"
 #include "mesh/mesh_mp.h"
 #include "mesh/mesh_proto.h"
+#include "mesh/mesh_trace.h"
 #include "mesh/mesh_uvzmq.h"
 #include "mesh/mesh_worker.h"
 
 #define SUBSYS "worker"
 /* Request handles kept for reuse instead of freed (saves a malloc per request). */
 #define WORKER_REQ_CACHE_MAX 256
+/* Metric series bounds: ops come off the wire, so their label sets are capped
+ * (further ones are counted under the overflow series). */
+#define WORKER_METRIC_REQ_SERIES   256 /* (service, op, status) */
+#define WORKER_METRIC_OP_SERIES    64  /* (service, op) */
+#define WORKER_METRIC_SVC_SERIES   8   /* service */
+#define WORKER_METRIC_OP_MALFORMED "_malformed"
+
+/* Handler latency buckets, seconds: sub-millisecond Redis ops to minute-long model calls. */
+static const double s_latency_bounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                          0.25,   0.5,   1,      2.5,   5,    10,    30,   60};
 
 typedef struct {
     mesh_worker_t *w;
@@ -60,7 +73,9 @@ struct mesh_worker_req {
     int link;
     uint64_t generation;
     uint64_t deadline_at; /* uv_now() scale */
+    uint64_t start_ns;    /* uv_hrtime() when handed to the handler */
     bool answered;        /* a FINAL already went out (drain grace expired) */
+    mesh_span_t span;     /* "<service> <op>", child of the request's traceparent */
     mesh_request_t msg;
 };
 
@@ -98,7 +113,47 @@ struct mesh_worker {
     uint32_t n_free;
 
     msgpack_sbuffer sb; /* reused for every encode */
+
+    /* metrics (global registry; NULL when a registration failed) */
+    mesh_metric_t *m_requests; /* mesh_worker_requests_total{service,op,status} */
+    mesh_metric_t *m_latency;  /* mesh_worker_request_duration_seconds{service,op} */
+    mesh_series_t *s_inflight; /* mesh_worker_inflight{service} */
+    mesh_series_t *s_capacity; /* mesh_worker_capacity{service} */
 };
+
+/* ---- metrics -------------------------------------------------------------- */
+
+static void metrics_init(mesh_worker_t *w)
+{
+    mesh_metrics_t *reg = mesh_metrics_global();
+    w->m_requests = mesh_metrics_counter(
+        reg, "mesh_worker_requests_total",
+        "requests answered by this worker, by service, op and final status (mesh_err name)",
+        "service,op,status", WORKER_METRIC_REQ_SERIES);
+    w->m_latency = mesh_metrics_histogram(
+        reg, "mesh_worker_request_duration_seconds",
+        "time from a request reaching the handler to its FINAL, by service and op", "service,op",
+        WORKER_METRIC_OP_SERIES, s_latency_bounds,
+        sizeof(s_latency_bounds) / sizeof(s_latency_bounds[0]));
+    mesh_metric_t *inflight = mesh_metrics_gauge(
+        reg, "mesh_worker_inflight", "requests held by the handler now (capacity in use)",
+        "service", WORKER_METRIC_SVC_SERIES);
+    mesh_metric_t *capacity = mesh_metrics_gauge(
+        reg, "mesh_worker_capacity", "requests this process accepts at once (announced in READY)",
+        "service", WORKER_METRIC_SVC_SERIES);
+    w->s_inflight = mesh_metric_at(inflight, w->service);
+    w->s_capacity = mesh_metric_at(capacity, w->service);
+    mesh_gauge_add(w->s_capacity, (double)w->capacity);
+}
+
+/* One request answered (or refused) with status; duration when it reached the handler. */
+static void metrics_request(mesh_worker_t *w, const char *op, int status, uint64_t start_ns)
+{
+    mesh_counter_inc(mesh_metric_at(w->m_requests, w->service, op, mesh_err_name(status)));
+    if (start_ns)
+        mesh_histogram_observe(mesh_metric_at(w->m_latency, w->service, op),
+                               mesh_metrics_since_s(start_ns));
+}
 
 /* ---- small helpers ------------------------------------------------------ */
 
@@ -331,6 +386,7 @@ static void handle_request(worker_link_t *l, const void *body, size_t len)
                           mesh_log_sanitize(id, strlen(id), sample, sizeof(sample)), l->endpoint,
                           mesh_strerror(rc));
             link_send_reply(l, MESH_W_FINAL, id, MESH_EPROTO, mesh_strerror(rc), NULL);
+            metrics_request(w, WORKER_METRIC_OP_MALFORMED, MESH_EPROTO, 0);
         } else {
             mesh_log_warn(SUBSYS,
                           "malformed REQUEST without a readable id from %s dropped: %s, "
@@ -344,19 +400,26 @@ static void handle_request(worker_link_t *l, const void *body, size_t len)
     const mesh_request_t *m = &req->msg;
     if (mesh_log_get_level() <= MESH_LOG_DEBUG) {
         char sid[sizeof(sample)], sop[sizeof(sample)], sconv[sizeof(sample)];
+        /* The request's context (trace id, the sender's span id, conv, tenant). */
+        mesh_log_ctx_t dctx;
+        mesh_log_ctx_set(&dctx, m->tp, m->conv, m->tenant);
+        const mesh_log_ctx_t *dprev = mesh_log_ctx_swap(&dctx);
         mesh_log_debug(SUBSYS, "request id=%s op=%s conv=%s",
                        mesh_log_sanitize(m->id, strlen(m->id), sid, sizeof(sid)),
                        mesh_log_sanitize(m->op, strlen(m->op), sop, sizeof(sop)),
                        mesh_log_sanitize(m->conv, strlen(m->conv), sconv, sizeof(sconv)));
+        mesh_log_ctx_swap(dprev);
     }
 
     if (w->drain_fired) {
         link_send_reply(l, MESH_W_FINAL, m->id, MESH_EUNAVAIL, "worker shutting down", NULL);
+        metrics_request(w, m->op, MESH_EUNAVAIL, 0);
         req_release(w, req);
         return;
     }
     if (w->held >= w->capacity) {
         link_send_reply(l, MESH_W_FINAL, m->id, MESH_EBUSY, "worker at capacity", NULL);
+        metrics_request(w, m->op, MESH_EBUSY, 0);
         req_release(w, req);
         return;
     }
@@ -371,8 +434,29 @@ static void handle_request(worker_link_t *l, const void *body, size_t len)
     w->reqs = req;
     w->held++;
     w->unanswered++;
+    req->start_ns = uv_hrtime();
+    mesh_gauge_add(w->s_inflight, 1);
+
+    /*
+     * The worker's span of this request: a child of the sender's span (the
+     * request's traceparent), finished at mesh_worker_final. Lines logged
+     * while the handler runs synchronously carry its trace id, this span id,
+     * conv and tenant. The context lives on this stack: it is restored
+     * before returning, and the handler's later callbacks set their own.
+     */
+    char span_name[MESH_SPAN_NAME_MAX + 1];
+    char child_tp[MESH_TRACEPARENT_MAX + 1];
+    mesh_log_ctx_t ctx;
+    if (snprintf(span_name, sizeof(span_name), "%s %s", w->service, m->op) >=
+        (int)sizeof(span_name))
+        span_name[sizeof(span_name) - 1] = '\0'; /* truncated: still a usable name */
+    mesh_span_start(&req->span, span_name, MESH_SPAN_SERVER, m->tp);
+    mesh_span_child_tp(&req->span, child_tp);
+    mesh_log_ctx_set(&ctx, child_tp, m->conv, m->tenant);
+    const mesh_log_ctx_t *prev_ctx = mesh_log_ctx_swap(&ctx);
     /* The handler may answer, destroy the worker or close this link: touch nothing after. */
     w->handler(w, req, &req->msg, w->arg);
+    mesh_log_ctx_swap(prev_ctx);
 }
 
 static void on_link_recv(mesh_uvzmq_t *s, const mesh_frame_t *frames, size_t n, void *arg)
@@ -480,6 +564,7 @@ static void on_drain_timer(uv_timer_t *t)
         if (l->generation == r->generation)
             link_send_reply(l, MESH_W_FINAL, r->msg.id, MESH_EUNAVAIL, "worker shutting down",
                             NULL);
+        metrics_request(w, r->msg.op, MESH_EUNAVAIL, r->start_ns);
         r->answered = true;
         w->unanswered--;
     }
@@ -542,6 +627,7 @@ mesh_worker_t *mesh_worker_new(uv_loop_t *loop, void *zctx, const mesh_worker_op
     w->arg = arg;
     w->ready = true;
     msgpack_sbuffer_init(&w->sb);
+    metrics_init(w);
 
     uint64_t now = uv_now(loop);
     w->n_links = opts->n_endpoints;
@@ -649,6 +735,11 @@ int mesh_worker_final(mesh_worker_req_t *req, int status, const char *errmsg, co
         l ? link_send_reply(l, MESH_W_FINAL, req->msg.id, status, errmsg, data) : MESH_ECANCELED;
     req_unlink(w, req);
     w->held--;
+    mesh_gauge_add(w->s_inflight, -1);
+    /* A request the drain already failed was counted then, with its real status. */
+    if (!req->answered)
+        metrics_request(w, req->msg.op, status, req->start_ns);
+    mesh_span_finish(&req->span, status);
     if (!req->answered)
         w->unanswered--;
     req_release(w, req);
@@ -703,6 +794,8 @@ void mesh_worker_destroy(mesh_worker_t **w_p)
     if (w->destroyed)
         return;
     w->destroyed = true;
+    mesh_gauge_add(w->s_capacity, -(double)w->capacity);
+    mesh_gauge_add(w->s_inflight, -(double)w->held); /* handles outlive w: count them gone */
     for (int i = 0; i < w->n_links; i++)
         mesh_uvzmq_close(&w->links[i].sock);
     /* Requests still held by the handler stay valid: mesh_worker_final frees them. */

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gw_metrics.h"
 #include "json_io.h"
 #include "mesh/mesh_err.h"
 #include "mesh/mesh_log.h"
@@ -27,6 +28,7 @@ gateway_t *gateway_new(uv_loop_t *loop, void *zctx, const gateway_config_t *cfg)
     gw->loop = loop;
     gw->zctx = zctx;
     gw->cfg = *cfg;
+    gateway_metrics_init();
     if (gw->cfg.turn_timeout_ms > MESH_DEADLINE_MAX_MS)
         gw->cfg.turn_timeout_ms = MESH_DEADLINE_MAX_MS;
     gateway_http_opts_t hopts = {
@@ -61,6 +63,8 @@ int gateway_start(gateway_t *gw)
     rc = gateway_http_server_listen(gw->http);
     if (rc < 0)
         return rc;
+    if (gateway_metrics_attach(gw) == 0)
+        gw->metrics_attached = true;
     mesh_log_info("gateway", "listening on http://%s:%d, %d router endpoint(s)", gw->cfg.http_host,
                   gateway_http_server_port(gw->http), gw->cfg.client.n_endpoints);
     return 0;
@@ -87,6 +91,8 @@ void gateway_destroy(gateway_t **gw_p)
         return;
     gateway_t *gw = *gw_p;
     *gw_p = NULL;
+    if (gw->metrics_attached)
+        gateway_metrics_detach(gw);
     /* Connections first: their abort callbacks cancel client requests, so the
      * client has none left to fail when it is destroyed. */
     gateway_http_server_destroy(&gw->http);
@@ -145,6 +151,8 @@ static void call_abort(gateway_http_conn_t *conn, void *arg)
     gateway_t *gw = c->gw;
     mesh_client_cancel(gw->client, c->handle);
     gw->n_calls--;
+    if (c->kind == GATEWAY_CALL_TURN)
+        gateway_metrics_turn_delta(-1);
     gateway_call_put(c);
 }
 
@@ -156,6 +164,8 @@ int gateway_call_send(gateway_call_t *call, const char *service, const mesh_requ
     int rc = mesh_client_request(gw->client, service, req, cb, call, &call->handle);
     if (rc == 0) {
         gw->n_calls++;
+        if (call->kind == GATEWAY_CALL_TURN)
+            gateway_metrics_turn_delta(1);
         gateway_http_conn_on_abort(conn, call_abort, call);
         return 0;
     }
@@ -179,6 +189,8 @@ int gateway_call_send(gateway_call_t *call, const char *service, const mesh_requ
 void gateway_call_done(gateway_call_t *c)
 {
     c->gw->n_calls--;
+    if (c->kind == GATEWAY_CALL_TURN)
+        gateway_metrics_turn_delta(-1);
     gateway_http_conn_on_abort(c->conn, NULL, NULL);
 }
 

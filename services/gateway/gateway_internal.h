@@ -52,6 +52,7 @@ struct gateway {
     bool ready_cached;
     int ready_status;
     uint32_t ready_workers;
+    bool metrics_attached; /* gw_metrics.c collector registered */
 };
 
 /* The HTTP handler (routes.c). arg is the gateway. */

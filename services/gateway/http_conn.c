@@ -25,9 +25,11 @@
 #include <string.h>
 #include <strings.h>
 
+#include "gw_metrics.h"
 #include "json_io.h"
 #include "mesh/mesh_err.h"
 #include "mesh/mesh_log.h"
+#include "route_trace.h"
 
 /* Keep at most this much buffer storage per idle connection. */
 #define GATEWAY_HTTP_KEEP_BUF (16 * 1024)
@@ -776,6 +778,8 @@ static int conn_send(gateway_http_conn_t *c, int status, const char *content_typ
     size_t extra_len = strlen(extra);
     size_t ct_len = strlen(content_type);
     conn_log(c, status, err_code, err_msg);
+    gateway_metrics_response(c->have_req ? &c->req : NULL, status);
+    gateway_trace_response(c->have_req ? &c->req : NULL, status);
 
     c->out.len = 0;
     if (len > GATEWAY_HTTP_RESP_MAX || extra_len + ct_len > GATEWAY_HTTP_RESP_MAX - len ||

@@ -3,8 +3,10 @@
  *
  *   GET  /healthz                          200 while the process runs
  *   GET  /readyz                           200 with a live router and a memory worker
+ *   GET  /metrics                          Prometheus text format (gw_metrics.c)
  *   GET  /v1/conversations/{id}            route_conv.c
  *   POST /v1/conversations/{id}/messages   route_turn.c
+ *   GET  /v1/conversations/{id}/turns/{n}/trace   route_trace.c
  *
  * Unknown paths get 404 not_found; a known path with another method gets
  * 405 method_not_allowed with an Allow header.
@@ -14,12 +16,16 @@
 #include <string.h>
 
 #include "gateway_internal.h"
+#include "route_trace.h"
+#include "gw_metrics.h"
 #include "mesh/mesh_client.h"
 #include "mesh/mesh_err.h"
 #include "mesh/mesh_log.h"
 
 #define CONV_PREFIX     "/v1/conversations/"
 #define MESSAGES_SUFFIX "/messages"
+#define TURNS_PREFIX    "turns/"
+#define TRACE_SUFFIX    "/trace"
 
 static int path_is(const gateway_http_req_t *req, const char *lit)
 {
@@ -116,12 +122,17 @@ void gateway_route_readyz(gateway_t *gw, gateway_http_conn_t *conn)
 
 /* ---- dispatch ----------------------------------------------------------- */
 
-void gateway_routes_handle(gateway_http_conn_t *conn, const gateway_http_req_t *req, void *arg)
+static void routes_dispatch(gateway_http_conn_t *conn, const gateway_http_req_t *req, void *arg)
 {
     gateway_t *gw = arg;
     if (path_is(req, "/healthz")) {
         if (method_allowed(conn, req, HTTP_GET))
             route_healthz(conn);
+        return;
+    }
+    if (path_is(req, "/metrics")) {
+        if (method_allowed(conn, req, HTTP_GET))
+            gateway_route_metrics(conn);
         return;
     }
     if (path_is(req, "/readyz")) {
@@ -147,6 +158,24 @@ void gateway_routes_handle(gateway_http_conn_t *conn, const gateway_http_req_t *
                 gateway_route_turn(gw, conn, req, id, id_len);
             return;
         }
+        /* {id}/turns/{n}/trace (route_trace.c) */
+        const char *tn = slash + 1;
+        size_t tl = tail - 1;
+        if (tl > sizeof(TURNS_PREFIX) - 1 + sizeof(TRACE_SUFFIX) - 1 &&
+            memcmp(tn, TURNS_PREFIX, sizeof(TURNS_PREFIX) - 1) == 0 &&
+            memcmp(tn + tl - (sizeof(TRACE_SUFFIX) - 1), TRACE_SUFFIX, sizeof(TRACE_SUFFIX) - 1) ==
+                0) {
+            if (method_allowed(conn, req, HTTP_GET))
+                gateway_route_trace(gw, conn, req, id, id_len, tn + sizeof(TURNS_PREFIX) - 1,
+                                    tl - (sizeof(TURNS_PREFIX) - 1) - (sizeof(TRACE_SUFFIX) - 1));
+            return;
+        }
     }
     gateway_http_conn_respond_error(conn, 404, "not_found", "no such resource", NULL);
+}
+
+/* Every request runs inside the gateway's span (route_trace.c). */
+void gateway_routes_handle(gateway_http_conn_t *conn, const gateway_http_req_t *req, void *arg)
+{
+    gateway_trace_dispatch(conn, req, arg, routes_dispatch);
 }

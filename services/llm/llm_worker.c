@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "llm_call.h"
+#include "llm_metrics.h"
 #include "llm_reply.h"
 #include "llm_worker.h"
 #include "mesh/mesh_err.h"
@@ -49,6 +50,8 @@ struct llm_job {
     llm_sink_t sink;
     llm_handle_t *handle; /* NULL until start_call returned one */
     llm_job_t *prev, *next;
+    uint64_t start_ns; /* uv_hrtime() at the call's start (metrics) */
+    uint64_t first_ns; /* first delta, 0 before it (time to first token) */
 };
 
 static void job_link(llm_worker_t *lw, llm_job_t *j)
@@ -101,6 +104,8 @@ static void job_finish(llm_job_t *j, int status, const char *errmsg, const json_
     llm_worker_t *lw = j->lw;
     mesh_worker_req_t *req = j->req;
     char em[MESH_ERRMSG_MAX + 1];
+    if (status != 0) /* success is counted in sink_done, which has the usage */
+        llm_metrics_call(&j->parsed.call, status, NULL, j->start_ns, j->first_ns);
     job_unlink(lw, j);
     job_free(j);
     /* Last: final may report the drain finished, which must see this job gone. */
@@ -110,6 +115,8 @@ static void job_finish(llm_job_t *j, int status, const char *errmsg, const json_
 static void sink_delta(llm_sink_t *sink, const char *text, size_t len)
 {
     llm_job_t *j = sink->arg;
+    if (j->first_ns == 0 && len > 0)
+        j->first_ns = uv_hrtime();
     if (!j->parsed.call.stream || len == 0)
         return;
     json_t *d = llm_reply_delta(text, len);
@@ -130,6 +137,7 @@ static void sink_done(llm_sink_t *sink, const llm_result_t *res)
         job_finish(j, MESH_EINTERNAL, "could not encode the model's answer", NULL);
         return;
     }
+    llm_metrics_call(&j->parsed.call, 0, res, j->start_ns, j->first_ns);
     job_finish(j, 0, NULL, data);
     json_decref(data);
 }
@@ -186,6 +194,7 @@ static void handle_request(mesh_worker_t *w, mesh_worker_req_t *req, const mesh_
             mesh_log_sanitize(j->parsed.call.agent, strlen(j->parsed.call.agent), sx, sizeof(sx)));
     j->lw = lw;
     j->req = req;
+    j->start_ns = uv_hrtime();
     j->sink.on_delta = sink_delta;
     j->sink.on_done = sink_done;
     j->sink.on_error = sink_error;

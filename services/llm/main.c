@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "llm_backend.h"
+#include "llm_metrics.h"
 #include "llm_worker.h"
 #include "mesh/mesh.h"
 
@@ -17,6 +18,7 @@ enum {
     CFG_BACKEND,
     CFG_CAPACITY,
     CFG_DELAY,
+    CFG_PRICES,
     CFG_COUNT,
 };
 
@@ -27,6 +29,9 @@ static mesh_config_entry_t s_config[CFG_COUNT] = {
                      "model backend: rules (built in, deterministic, no model)"},
     [CFG_CAPACITY] = {"MESH_WORKER_CAPACITY", MESH_CFG_INT, "64", 1, MESH_WORKER_CAPACITY_MAX,
                       "llm.chat requests in flight at once"},
+    [CFG_PRICES] = {"MESH_LLM_PRICES", MESH_CFG_STRING, "", 0, 0,
+                    "estimated cost per tier for metrics: tier=in:out,... in USD per million "
+                    "prompt/completion tokens (none: every tier costs 0)"},
     [CFG_DELAY] = {"MESH_LLM_DELAY_MS", MESH_CFG_INT, "0", 0, LLM_DELAY_MAX_MS,
                    "simulated model latency of the rules backend (tests and demos)"},
 };
@@ -61,6 +66,12 @@ static int llm_start(mesh_service_ctx_t *ctx, void **state)
     o.reconnect_min_ms = ctx->reconnect_min_ms;
     o.reconnect_max_ms = ctx->reconnect_max_ms;
     o.zopts = ctx->zopts;
+
+    char perr[MESH_ERRMSG_MAX];
+    if (llm_metrics_init(ctx->config[CFG_PRICES].s, perr, sizeof(perr)) != 0) {
+        mesh_log_error("llm", "%s", perr);
+        return MESH_ECONFIG;
+    }
 
     const char *name = ctx->config[CFG_BACKEND].s;
     if (llm_backend_find(name) == NULL) {

@@ -1,6 +1,6 @@
 /*
- * memory_ops.c - turn.begin, turn.end, turn.abort, conv.get, lease.renew
- * (memory_ops.h).
+ * memory_ops.c - turn.begin, turn.end, turn.abort, conv.get, lease.renew,
+ * trace.get (memory_ops.h).
  *
  * Each op: validate args (memory_args.c) -> build the script's KEYS and ARGV
  * -> one script call (memory_eval.c) -> check and convert the reply
@@ -29,6 +29,12 @@
 #include "memory_scripts.h"
 
 #define OPS_SUBSYS "memory"
+
+/* A turn's span timeline (turn.end "trace"): spans and JSON bytes kept. */
+#define MEMORY_TRACE_SPANS_MAX 128
+#define MEMORY_TRACE_JSON_MAX  (64 * 1024)
+/* trace.get: the largest turn number asked for. */
+#define MEMORY_TRACE_TURN_MAX 2147483647
 
 struct memory_ops {
     mesh_redis_t *redis;
@@ -121,7 +127,45 @@ static void on_script(int status, redisReply *reply, void *arg)
     free(c);
 }
 
+/* trace.get: {"ok", timeline JSON, turn} -> {turn, spans}; {"none"} -> ENOTFOUND. */
+static int trace_data(const redisReply *r, const char *conv, json_t **data, char *err,
+                      size_t err_size)
+{
+    (void)conv;
+    if (r->type == REDIS_REPLY_ERROR)
+        return fail(MESH_EUNAVAIL, err, err_size, "redis: script error");
+    if (r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
+        r->element[0]->type != REDIS_REPLY_STRING)
+        return fail(MESH_EINTERNAL, err, err_size, "trace.get: unexpected reply");
+    if (strcmp(r->element[0]->str, "none") == 0)
+        return fail(MESH_ENOTFOUND, err, err_size, "no trace stored for this turn");
+    if (r->elements != 3 || strcmp(r->element[0]->str, "ok") != 0 ||
+        r->element[1]->type != REDIS_REPLY_STRING || r->element[2]->type != REDIS_REPLY_STRING)
+        return fail(MESH_EINTERNAL, err, err_size, "trace.get: unexpected reply");
+    json_t *spans = json_loadb(r->element[1]->str, r->element[1]->len, 0, NULL);
+    if (!json_is_array(spans)) {
+        json_decref(spans);
+        return fail(MESH_EINTERNAL, err, err_size, "trace.get: stored trace is not an array");
+    }
+    *data = json_pack("{s:I, s:o}", "turn", (json_int_t)strtoll(r->element[2]->str, NULL, 10),
+                      "spans", spans);
+    if (*data == NULL)
+        return fail(MESH_ENOMEM, err, err_size, "out of memory");
+    return 0;
+}
+
 /* ------------------------------------------------------------ keys */
+
+/* "mesh:{<conv>}:trace:" (turn.end appends the turn number in its script). */
+static int trace_prefix(char *out, size_t out_size, const char *conv)
+{
+    if (!mesh_conv_id_valid(conv, strlen(conv)))
+        return MESH_EINVAL;
+    int n = snprintf(out, out_size, MEMORY_KEY_PREFIX "{%s}:trace:", conv);
+    if (n < 0 || (size_t)n >= out_size)
+        return MESH_EINVAL;
+    return n;
+}
 
 /* Push the keys of conv (kinds in order; id for the idem key). */
 static int push_keys(memory_argv_t *a, const char *conv, const char *id,
@@ -181,6 +225,54 @@ static int build_begin(const memory_ops_t *ops, const char *conv, const json_t *
         rc = push_str(a, b.message_id);
     if (rc == 0)
         rc = memory_argv_push_u64(a, MEMORY_CTX_REBUILD_MAX);
+    if (rc != 0)
+        return fail(rc, err, err_size, "out of memory");
+    return 0;
+}
+
+/* turn.end's last two ARGV: the trace key prefix and the optional "trace"
+ * timeline (an array of span records, bounded) as JSON, "" when absent. */
+static int push_end_trace(const char *conv, const json_t *args, memory_argv_t *a, char *err,
+                          size_t err_size)
+{
+    char prefix[MEMORY_KEY_MAX];
+    int plen = trace_prefix(prefix, sizeof prefix, conv);
+    if (plen < 0)
+        return fail(MESH_EINVAL, err, err_size, "invalid conversation id");
+    const json_t *trace = json_object_get(args, "trace");
+    char *text = NULL;
+    size_t tlen = 0;
+    if (trace != NULL) {
+        if (!json_is_array(trace))
+            return fail(MESH_EINVAL, err, err_size, "trace: must be an array");
+        if (json_array_size(trace) > MEMORY_TRACE_SPANS_MAX)
+            return fail(MESH_ETOOBIG, err, err_size, "trace: more than %d spans",
+                        MEMORY_TRACE_SPANS_MAX);
+        size_t i;
+        const json_t *sp;
+        json_array_foreach(trace, i, sp)
+        {
+            if (!json_is_object(sp))
+                return fail(MESH_EINVAL, err, err_size, "trace[%zu]: must be an object", i);
+        }
+        text = json_dumps(trace, JSON_COMPACT);
+        if (text == NULL)
+            return fail(MESH_ENOMEM, err, err_size, "out of memory");
+        tlen = strlen(text);
+        if (tlen > MEMORY_TRACE_JSON_MAX) {
+            free(text);
+            return fail(MESH_ETOOBIG, err, err_size, "trace: larger than %d bytes as JSON",
+                        MEMORY_TRACE_JSON_MAX);
+        }
+    }
+    int rc = memory_argv_push(a, prefix, (size_t)plen);
+    if (rc == 0 && text != NULL) {
+        rc = memory_argv_push_owned(a, text, tlen);
+        text = NULL;
+    } else if (rc == 0) {
+        rc = memory_argv_push(a, "", 0);
+    }
+    free(text);
     if (rc != 0)
         return fail(rc, err, err_size, "out of memory");
     return 0;
@@ -249,19 +341,19 @@ static int build_end(const memory_ops_t *ops, const char *conv, const json_t *ar
         if (rc != 0)
             return fail(rc, err, err_size, "out of memory");
     }
-    if (e.state == NULL)
-        return 0;
-    const char *k;
-    const json_t *v;
-    json_object_foreach((json_t *)e.state, k, v)
-    {
-        rc = push_str(a, k);
-        if (rc == 0)
-            rc = memory_argv_push(a, json_string_value(v), json_string_length(v));
-        if (rc != 0)
-            return fail(rc, err, err_size, "out of memory");
+    if (e.state != NULL) {
+        const char *k;
+        const json_t *v;
+        json_object_foreach((json_t *)e.state, k, v)
+        {
+            rc = push_str(a, k);
+            if (rc == 0)
+                rc = memory_argv_push(a, json_string_value(v), json_string_length(v));
+            if (rc != 0)
+                return fail(rc, err, err_size, "out of memory");
+        }
     }
-    return 0;
+    return push_end_trace(conv, args, a, err, err_size);
 }
 
 static int build_abort(const memory_ops_t *ops, const char *conv, const json_t *args,
@@ -319,6 +411,34 @@ static int build_renew(const memory_ops_t *ops, const char *conv, const json_t *
     return 0;
 }
 
+/* trace.get {turn}: the timeline stored by that turn's turn.end. */
+static int build_trace(const memory_ops_t *ops, const char *conv, const json_t *args,
+                       memory_argv_t *a, char *err, size_t err_size)
+{
+    (void)ops;
+    const json_t *jt = json_object_get(args, "turn");
+    if (!json_is_integer(jt) || json_integer_value(jt) < 1 ||
+        json_integer_value(jt) > MEMORY_TRACE_TURN_MAX)
+        return fail(MESH_EINVAL, err, err_size, "turn: must be an integer 1..%d",
+                    MEMORY_TRACE_TURN_MAX);
+    long long turn = (long long)json_integer_value(jt);
+    char key[MEMORY_KEY_MAX + 16];
+    int plen = trace_prefix(key, sizeof key, conv);
+    if (plen < 0)
+        return fail(MESH_EINVAL, err, err_size, "invalid conversation id");
+    int n = snprintf(key + plen, sizeof key - (size_t)plen, "%lld", turn);
+    if (n < 0 || (size_t)n >= sizeof key - (size_t)plen)
+        return fail(MESH_EINVAL, err, err_size, "turn: too large");
+    char num[24];
+    int nlen = snprintf(num, sizeof num, "%lld", turn);
+    int rc = memory_argv_push(a, key, (size_t)(plen + n));
+    if (rc == 0)
+        rc = memory_argv_push(a, num, (size_t)nlen);
+    if (rc != 0)
+        return fail(rc, err, err_size, "out of memory");
+    return 0;
+}
+
 typedef int (*build_fn)(const memory_ops_t *ops, const char *conv, const json_t *args,
                         memory_argv_t *a, char *err, size_t err_size);
 
@@ -336,6 +456,7 @@ static const op_def_t s_ops[] = {
     {"turn.abort", MEMORY_SCRIPT_ABORT, MEMORY_ABORT_NKEYS, build_abort, abort_data},
     {"conv.get", MEMORY_SCRIPT_GET, MEMORY_GET_NKEYS, build_get, get_data},
     {"lease.renew", MEMORY_SCRIPT_RENEW, MEMORY_RENEW_NKEYS, build_renew, renew_data},
+    {"trace.get", MEMORY_SCRIPT_TRACE, MEMORY_TRACE_NKEYS, build_trace, trace_data},
 };
 
 static const op_def_t *find_op(const char *name)

@@ -161,6 +161,12 @@ static const char s_begin[] =
  *   ARGV[9] rebuild_max
  *   ARGV[10 .. 9+n]                messages (JSON), in order
  *   ARGV[10+n .. 9+n+2*fields]     field, value pairs
+ *   ARGV[10+n+2*fields]            trace key prefix "mesh:{<conv>}:trace:"
+ *   ARGV[11+n+2*fields]            the turn's span timeline (JSON array), or ""
+ * The timeline is stored at <prefix><turns after the increment> with the
+ * conversation TTL. That key is built in the script (its number is only
+ * known there); it shares the {conv} hash tag, so it is in the same slot as
+ * the declared KEYS.
  * Replies: {"dup"} (already answered: nothing changes), {"lost", holder}
  * (another owner holds the lease: this turn's lease expired and another
  * turn took the conversation over; nothing changes) or {"ok"}.
@@ -198,7 +204,11 @@ static const char s_end[] =
                    "if nfield > 0 then\n"
                    "  redis.call('HSET', KEYS[2], unpack(ARGV, base + 1, base + 2 * nfield))\n"
                    "end\n"
-                   "redis.call('HINCRBY', KEYS[2], 'turns', 1)\n"
+                   "local turns = redis.call('HINCRBY', KEYS[2], 'turns', 1)\n"
+                   "local tb = base + 2 * nfield\n"
+                   "if ARGV[tb + 2] and ARGV[tb + 2] ~= '' then\n"
+                   "  redis.call('SET', ARGV[tb + 1] .. turns, ARGV[tb + 2], 'EX', ttl)\n"
+                   "end\n"
                    "redis.call('HSETNX', KEYS[2], 'created', ARGV[4])\n"
                    "redis.call('HSET', KEYS[2], 'updated', ARGV[4])\n"
                    "redis.call('SET', KEYS[3], ARGV[5], 'EX', ttl)\n"
@@ -264,16 +274,28 @@ static const char s_renew[] = "local holder = redis.call('GET', KEYS[1])\n"
                               "end\n"
                               "return {'ok', 0}\n";
 
+/*
+ * trace.get
+ *   KEYS[1] trace:<turn>
+ *   ARGV[1] turn
+ * Replies: {"none"} when no timeline is stored, else {"ok", timeline JSON, turn}.
+ */
+static const char s_trace[] = "local v = redis.call('GET', KEYS[1])\n"
+                              "if not v then\n"
+                              "  return {'none'}\n"
+                              "end\n"
+                              "return {'ok', v, ARGV[1]}\n";
+
 static const char *const s_sources[MEMORY_SCRIPT_COUNT] = {
     [MEMORY_SCRIPT_BEGIN] = s_begin, [MEMORY_SCRIPT_END] = s_end,
     [MEMORY_SCRIPT_ABORT] = s_abort, [MEMORY_SCRIPT_GET] = s_get,
-    [MEMORY_SCRIPT_RENEW] = s_renew,
+    [MEMORY_SCRIPT_RENEW] = s_renew, [MEMORY_SCRIPT_TRACE] = s_trace,
 };
 
 static const char *const s_names[MEMORY_SCRIPT_COUNT] = {
     [MEMORY_SCRIPT_BEGIN] = "turn.begin",  [MEMORY_SCRIPT_END] = "turn.end",
     [MEMORY_SCRIPT_ABORT] = "turn.abort",  [MEMORY_SCRIPT_GET] = "conv.get",
-    [MEMORY_SCRIPT_RENEW] = "lease.renew",
+    [MEMORY_SCRIPT_RENEW] = "lease.renew", [MEMORY_SCRIPT_TRACE] = "trace.get",
 };
 
 const char *memory_script_source(memory_script_id_t id)

@@ -18,6 +18,7 @@ typedef enum {
     MEMORY_SCRIPT_ABORT,     /* turn.abort */
     MEMORY_SCRIPT_GET,       /* conv.get */
     MEMORY_SCRIPT_RENEW,     /* lease.renew */
+    MEMORY_SCRIPT_TRACE,     /* trace.get */
     MEMORY_SCRIPT_COUNT,
 } memory_script_id_t;
 
@@ -27,6 +28,7 @@ typedef enum {
 #define MEMORY_ABORT_NKEYS 1 /* lease */
 #define MEMORY_GET_NKEYS   2 /* log, state */
 #define MEMORY_RENEW_NKEYS 1 /* lease */
+#define MEMORY_TRACE_NKEYS 1 /* trace:<turn> */
 
 /* Fixed ARGV count of turn.end before the variable part (messages, fields). */
 #define MEMORY_END_FIXED_ARGV 9

@@ -12,12 +12,14 @@
  */
 #include "agent_turn.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "mesh/mesh_err.h"
 #include "mesh/mesh_log.h"
 #include "mesh/mesh_text.h"
+#include "router_metrics.h"
 
 #define LOG_SUB "agent"
 
@@ -89,6 +91,9 @@ static void answer(router_turn_t *t, int status, const char *msg, json_t *data)
     if (t->answered)
         return;
     t->answered = true;
+    t->span_status = status;
+    router_metrics_turn_end(t->agent ? t->agent->name : NULL, status, t->start_ns,
+                            t->steps > 0 ? (uint32_t)t->steps : 0);
     mesh_reply_t rep;
     memset(&rep, 0, sizeof(rep));
     memcpy(rep.id, t->req.id, sizeof(rep.id));
@@ -113,6 +118,66 @@ void router__turn_partial(router_turn_t *t, const char *delta, size_t len)
     json_decref(rep.data);
 }
 
+/* ---- tracing ---- */
+
+static void trace_append(router_turn_t *t, const mesh_span_t *sp)
+{
+    if (!t->trace || json_array_size(t->trace) >= ROUTER_TRACE_SPANS_MAX)
+        return;
+    json_t *rec = mesh_span_record_json(sp);
+    if (rec && json_array_append_new(t->trace, rec) != 0)
+        mesh_log_debug(LOG_SUB, "conv %s: span record dropped (out of memory)", t->req.conv);
+}
+
+/*
+ * The timeline sent with turn.end: the finished sub-request spans, then the
+ * turn span and the turn.end span, which are still open when turn.end is
+ * sent: recorded with end = now (status unset); their real end is exported.
+ */
+static json_t *turn_trace(router_turn_t *t, const mesh_span_t *end_span)
+{
+    json_t *arr = t->trace ? json_copy(t->trace) : json_array();
+    if (!arr)
+        return NULL;
+    uint64_t now = mesh_trace_now_unix_nano();
+    mesh_span_t open[2] = {t->span, *end_span};
+    for (size_t i = 0; i < 2; i++) {
+        open[i].end_unix_nano = now;
+        json_t *rec = mesh_span_record_json(&open[i]);
+        if (!rec || json_array_append_new(arr, rec) != 0) {
+            json_decref(arr);
+            return NULL;
+        }
+    }
+    return arr;
+}
+
+static void sub_unlink(router_turn_t *t, router_subreq_t *s)
+{
+    for (router_subreq_t **pp = &t->subs; *pp; pp = &(*pp)->next) {
+        if (*pp == s) {
+            *pp = s->next;
+            return;
+        }
+    }
+}
+
+/* A sub-request's reply: its FINAL ends its span, then the turn's callback runs. */
+static void sub_cb(router_reply_kind_t kind, mesh_reply_t *rep, void *arg)
+{
+    router_subreq_t *s = arg;
+    router_reply_cb cb = s->cb;
+    void *cb_arg = s->arg;
+    if (kind == ROUTER_REPLY_FINAL) {
+        router_turn_t *t = s->turn;
+        mesh_span_finish(&s->span, rep->status);
+        trace_append(t, &s->span);
+        sub_unlink(t, s);
+        free(s);
+    }
+    cb(kind, rep, cb_arg); /* may free the turn: nothing after */
+}
+
 /* ---- requests ---- */
 
 int router__turn_submit(router_turn_t *t, const char *service, const char *op, json_t *args,
@@ -131,22 +196,45 @@ int router__turn_submit(router_turn_t *t, const char *service, const char *op, j
         }
         deadline_ms = t->deadline - now;
     }
+    router_subreq_t *sub = calloc(1, sizeof(*sub));
+    if (!sub) {
+        json_decref(args);
+        return MESH_ENOMEM;
+    }
+    sub->turn = t;
+    sub->cb = cb;
+    sub->arg = arg;
+    char span_name[MESH_SPAN_NAME_MAX + 1];
+    if (snprintf(span_name, sizeof(span_name), "%s %s", service, op) >= (int)sizeof(span_name))
+        span_name[sizeof(span_name) - 1] = '\0'; /* truncated: still a usable name */
+    mesh_span_start_child(&sub->span, span_name, MESH_SPAN_CLIENT, &t->span);
+    if (strcmp(op, "turn.end") == 0) {
+        json_t *trace = turn_trace(t, &sub->span);
+        if (!trace || json_object_set_new(args, "trace", trace) != 0) {
+            free(sub);
+            json_decref(args);
+            return MESH_ENOMEM;
+        }
+    }
     char id[33];
     mesh_id_new(id);
     memcpy(r.id, id, sizeof(id));
     snprintf(r.op, sizeof(r.op), "%s", op);
     memcpy(r.conv, t->req.conv, sizeof(r.conv));
     memcpy(r.tenant, t->req.tenant, sizeof(r.tenant));
-    memcpy(r.tp, t->req.tp, sizeof(r.tp));
+    mesh_span_child_tp(&sub->span, r.tp);
     r.deadline_ms =
         (uint32_t)(deadline_ms > MESH_DEADLINE_MAX_MS ? MESH_DEADLINE_MAX_MS : deadline_ms);
     r.idem = idem;
     r.args = args;
-    int rc = router_broker_submit(t->al->broker, service, &r, cb, arg);
+    int rc = router_broker_submit(t->al->broker, service, &r, sub_cb, sub);
     if (rc) {
         json_decref(r.args);
+        free(sub);
         return rc;
     }
+    sub->next = t->subs;
+    t->subs = sub;
     if (id_out)
         memcpy(id_out, id, ROUTER_REQ_ID_LEN + 1);
     return 0;
@@ -158,6 +246,14 @@ static void turn_free(router_turn_t *t)
 {
     router__lease_stop(t);
     router__turn_tools_cancel(t);
+    /* Every request is answered or cancelled by now: their entries go. */
+    while (t->subs) {
+        router_subreq_t *s = t->subs;
+        t->subs = s->next;
+        free(s);
+    }
+    mesh_span_finish(&t->span, t->span_status);
+    json_decref(t->trace);
     mesh_request_clear(&t->req);
     json_decref(t->history);
     json_decref(t->turn_msgs);
@@ -320,6 +416,13 @@ static void turn_begin(router_turn_t *t)
         t->agents = router_agents_ref(al->agents);
     if (!t->started) {
         t->started = true;
+        /* The wait behind earlier turns of the conversation (near zero
+         * when the conversation was idle): from admission to now. */
+        mesh_span_t qs;
+        mesh_span_start_child(&qs, "router queue", MESH_SPAN_INTERNAL, &t->span);
+        qs.start_unix_nano = t->span.start_unix_nano;
+        mesh_span_finish(&qs, 0);
+        trace_append(t, &qs);
         /* One line per turn on the router that runs it (ids are validated). */
         mesh_log_debug(LOG_SUB, "turn start conv=%s message_id=%s owner=%s", t->req.conv,
                        t->message_id, t->owner);
@@ -521,6 +624,7 @@ void router_agent_loop_handle(void *arg, const void *client, size_t client_len, 
         return;
     }
     t->al = al;
+    t->start_ns = uv_hrtime();
     router_heap_node_init(&t->hnode);
     router_heap_node_init(&t->rnode);
     router_list_init(&t->all);
@@ -538,6 +642,9 @@ void router_agent_loop_handle(void *arg, const void *client, size_t client_len, 
         mesh_traceparent_new(t->req.tp);
     if (t->req.tenant[0] == '\0')
         snprintf(t->req.tenant, sizeof(t->req.tenant), "%s", MESH_TENANT_DEFAULT);
+    mesh_span_start(&t->span, "router turn", MESH_SPAN_SERVER, t->req.tp);
+    mesh_span_attr_str(&t->span, "tenant", t->req.tenant);
+    t->trace = json_array(); /* NULL (out of memory): the turn just keeps no timeline */
     mesh_id_new(t->owner);
     t->deadline = router_broker_now(b) + t->req.deadline_ms;
 
@@ -548,6 +655,7 @@ void router_agent_loop_handle(void *arg, const void *client, size_t client_len, 
                                    rc == MESH_EBUSY ? "too many messages waiting for this "
                                                       "conversation"
                                                     : NULL);
+        t->span_status = rc;
         turn_free(t);
         return;
     }

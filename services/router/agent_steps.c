@@ -17,6 +17,7 @@
 #include "mesh/mesh_err.h"
 #include "mesh/mesh_log.h"
 #include "mesh/mesh_schema.h"
+#include "router_metrics.h"
 
 #define LOG_SUB        "agent"
 #define SCHEMA_ERR_MAX 256
@@ -81,6 +82,26 @@ nomem:
     router__turn_fail(t, MESH_ENOMEM, NULL, true);
 }
 
+/*
+ * Count one finished tool call: "ok", the tool's error code (tools report
+ * failures as data: {ok: false, error: {code}}), or the transport error name.
+ */
+static void tool_metrics(const router_tool_slot_t *s, const mesh_reply_t *rep)
+{
+    const char *status = "tool_failed";
+    if (rep->status != 0) {
+        status = mesh_err_name(rep->status);
+    } else {
+        const json_t *ok = json_object_get(rep->data, "ok");
+        const json_t *code = json_object_get(json_object_get(rep->data, "error"), "code");
+        if (json_is_true(ok))
+            status = "ok";
+        else if (json_is_string(code))
+            status = json_string_value(code); /* bounded by the family's series limit */
+    }
+    router_metrics_tool_call(s->name, status, s->start_ns);
+}
+
 static void tool_cb(router_reply_kind_t kind, mesh_reply_t *rep, void *arg)
 {
     router_tool_slot_t *s = arg;
@@ -90,6 +111,7 @@ static void tool_cb(router_reply_kind_t kind, mesh_reply_t *rep, void *arg)
     s->pending = false;
     s->req_id[0] = '\0';
     t->slots_pending--;
+    tool_metrics(s, rep);
     if (rep->status != 0) {
         /* Transport failure (no worker, deadline, worker lost): the turn fails. */
         char msg[MESH_ERRMSG_MAX + 64];
@@ -127,12 +149,14 @@ static int tool_start(router_turn_t *t, router_tool_slot_t *s)
     char err[SCHEMA_ERR_MAX];
     if (!router_agent_allows(t->agent, s->name)) {
         snprintf(err, sizeof(err), "tool %s is not allowed for agent %s", s->name, t->agent->name);
+        router_metrics_tool_call(s->name, "tool_not_allowed", uv_hrtime());
         s->text = tool_error_text("tool_not_allowed", err);
         return s->text ? 0 : MESH_ENOMEM;
     }
     const router_tool_t *tool = router_agents_tool(t->agents, s->name);
     err[0] = '\0';
     if (!tool || mesh_schema_validate(tool->parameters, s->arguments, err, sizeof(err)) != 0) {
+        router_metrics_tool_call(s->name, "invalid_tool_arguments", uv_hrtime());
         s->text = tool_error_text("invalid_tool_arguments", err[0] ? err : "invalid arguments");
         return s->text ? 0 : MESH_ENOMEM;
     }
@@ -140,6 +164,7 @@ static int tool_start(router_turn_t *t, router_tool_slot_t *s)
                              "call_id", s->call_id);
     s->pending = true;
     t->slots_pending++;
+    s->start_ns = uv_hrtime();
     int rc = router__turn_submit(t, "tools", "tool.call", args, tool->idempotent, 0, tool_cb, s,
                                  s->req_id);
     if (rc) {

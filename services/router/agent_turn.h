@@ -15,6 +15,7 @@
 #include "convq.h"
 #include "heap.h"
 #include "list.h"
+#include "mesh/mesh_trace.h"
 #include "service_pool.h"
 
 /* The client's error when the turn lost its conversation lease (a lease.renew
@@ -42,6 +43,24 @@ typedef enum {
 
 typedef struct router_turn router_turn_t;
 
+/* Span records a turn keeps for its timeline (turn.end "trace"); more are
+ * exported but left out of the stored timeline. */
+#define ROUTER_TRACE_SPANS_MAX 64
+
+/*
+ * One sub-request of a turn in flight with its child span: submitted with
+ * this as the callback argument, so the span ends when the FINAL arrives.
+ * Owned by the turn (t->subs); a cancelled request's entry is freed with
+ * the turn, its span then not recorded.
+ */
+typedef struct router_subreq {
+    struct router_subreq *next;
+    router_turn_t *turn;
+    router_reply_cb cb;
+    void *arg;
+    mesh_span_t span;
+} router_subreq_t;
+
 typedef struct {
     router_turn_t *turn;
     char req_id[ROUTER_REQ_ID_LEN + 1]; /* "" when no request was sent */
@@ -50,7 +69,8 @@ typedef struct {
     json_t *arguments; /* borrowed from turn->calls */
     bool pending;
     bool ok;
-    json_t *text; /* json string: the result or error as JSON text */
+    json_t *text;      /* json string: the result or error as JSON text */
+    uint64_t start_ns; /* uv_hrtime() when the call was sent (metrics) */
 } router_tool_slot_t;
 
 struct router_turn {
@@ -91,6 +111,14 @@ struct router_turn {
     size_t stream_sent;    /* delta bytes forwarded during this llm call */
     size_t stream_attempt; /* delta bytes seen in the current attempt */
     bool answered;         /* the client got its FINAL */
+    uint64_t start_ns;     /* uv_hrtime() when the turn was accepted (metrics) */
+
+    /* tracing: the turn's span (child of the client's traceparent), its
+     * sub-requests' spans in flight, and the finished spans' records */
+    mesh_span_t span;
+    int span_status;       /* the status the client got (0 until failed) */
+    router_subreq_t *subs; /* in flight (or cancelled), freed with the turn */
+    json_t *trace;         /* array of mesh_span_record_json, at most ROUTER_TRACE_SPANS_MAX */
 };
 
 struct router_agent_loop {
@@ -113,7 +141,9 @@ uint64_t router__turn_now(const router_turn_t *t);
 /* Arm the loop's one timer for the earliest wake-up or renewal. */
 void router__loop_arm(router_agent_loop_t *al);
 /* Submit one request of the turn (fresh id into id_out, which may be NULL).
- * args are taken in every case. deadline_ms 0 = the turn's remaining time. */
+ * args are taken in every case. deadline_ms 0 = the turn's remaining time.
+ * The request runs in a child span of the turn's (its traceparent names
+ * that span); a turn.end also gets the turn's timeline as args "trace". */
 int router__turn_submit(router_turn_t *t, const char *service, const char *op, json_t *args,
                         bool idem, uint64_t deadline_ms, router_reply_cb cb, void *arg,
                         char id_out[ROUTER_REQ_ID_LEN + 1]);

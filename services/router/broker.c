@@ -370,6 +370,25 @@ uint32_t router_broker_workers(const router_broker_t *b, const char *service)
     return p ? (uint32_t)p->n_workers : 0;
 }
 
+void router_broker_pool_stats(const router_broker_t *b,
+                              void (*fn)(const router_pool_stats_t *st, void *arg), void *arg)
+{
+    size_t pos = 0;
+    router_pool_t *p;
+    while ((p = router_map_next(b->pools, &pos)) != NULL) {
+        uint64_t cap = router_pool_capacity(p);
+        uint64_t free_slots = router_pool_free_slots(p);
+        router_pool_stats_t st = {
+            .service = p->name,
+            .queued = p->queued,
+            .workers = (uint32_t)p->n_workers,
+            .capacity = cap,
+            .in_use = cap >= free_slots ? cap - free_slots : 0,
+        };
+        fn(&st, arg);
+    }
+}
+
 void router_broker_disconnect_all(router_broker_t *b)
 {
     size_t n = router_map_count(b->workers);

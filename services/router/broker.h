@@ -125,6 +125,19 @@ size_t router_broker_forwarded(const router_broker_t *b);
 /* Workers currently registered for service. */
 uint32_t router_broker_workers(const router_broker_t *b, const char *service);
 
+/* One worker service's state, for metrics (router_metrics.c). */
+typedef struct {
+    const char *service; /* the pool's name, valid during the callback */
+    size_t queued;       /* requests waiting for capacity */
+    uint32_t workers;    /* live workers */
+    uint64_t capacity;   /* sum of their announced capacity */
+    uint64_t in_use;     /* requests in flight on them */
+} router_pool_stats_t;
+
+/* Call fn once per worker service pool. fn must not change the broker. */
+void router_broker_pool_stats(const router_broker_t *b,
+                              void (*fn)(const router_pool_stats_t *st, void *arg), void *arg);
+
 /* Send DISCONNECT to every worker and every live client and forget the workers. */
 void router_broker_disconnect_all(router_broker_t *b);
 

@@ -20,6 +20,7 @@
 
 #include "mesh/mesh_err.h"
 #include "mesh/mesh_log.h"
+#include "router_metrics.h"
 
 #define LOG_SUB "broker"
 
@@ -88,6 +89,11 @@ void router__pool_gc(router_broker_t *b, router_pool_t *p)
 /* Send a broker-made FINAL to whoever asked. Does not detach or free. */
 static void req_answer(router_broker_t *b, router_req_t *req, int status, const char *msg)
 {
+    if (req->pool) {
+        router_metrics_request_done(req->pool->name, status);
+        if (status == MESH_ETIMEDOUT)
+            router_metrics_expired(req->pool->name);
+    }
     if (req->forwarded) {
         router_broker_client_error(b, req->client, req->client_len, req->pool->name, req->msg.id,
                                    status, msg);
@@ -168,6 +174,8 @@ void router__req_reply(router_broker_t *b, router_req_t *req, bool final, mesh_r
     }
     router_pool_t *p = req->pool;
     req_detach(b, req);
+    if (!req->orphan)
+        router_metrics_request_done(p->name, rep->status);
     if (!req->orphan) {
         if (req->forwarded) {
             /* The worker's body is valid and carries the client's id: pass it on as is. */
@@ -225,6 +233,7 @@ void router__dispatch(router_broker_t *b, router_pool_t *p)
             uint64_t now = router__now(b);
             int rc = send_request(b, w, req, now);
             if (rc == 0) {
+                router_metrics_queue_wait(p->name, now - req->enqueued_at);
                 req->state = REQ_INFLIGHT;
                 req->worker = w;
                 router_list_push_back(&w->reqs, &req->link);
@@ -444,6 +453,7 @@ void router__worker_remove(router_broker_t *b, router_worker_t *w, const char *w
         if (req->msg.idem && !req->retried && p) {
             /* Idempotent: run it once more on another worker, first in line. */
             req->retried = true;
+            router_metrics_retry(p->name);
             req->state = REQ_QUEUED;
             req->enqueued_at = now;
             router_pool_enqueue_front(p, &req->link);

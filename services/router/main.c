@@ -12,6 +12,7 @@
 #include "agents.h"
 #include "broker.h"
 #include "mesh/mesh.h"
+#include "router_metrics.h"
 
 #define LOG_SUB "router"
 /* How often the drain checks whether in-flight work is done. */
@@ -63,6 +64,7 @@ typedef struct {
     uv_timer_t *drain_timer;
     void (*drain_done)(mesh_service_ctx_t *ctx);
     bool disconnected;
+    bool metrics_attached; /* router_metrics.c collector registered */
 } router_svc_t;
 
 static void router_destroy(void **state);
@@ -110,6 +112,9 @@ static int router_start(mesh_service_ctx_t *ctx, void **state)
     if (!svc->agents_loop)
         return MESH_ENOMEM;
     router_broker_set_agent_handler(svc->broker, router_agent_loop_handle, svc->agents_loop);
+    router_metrics_init();
+    if (router_metrics_attach(svc->broker, svc->agents_loop) == 0)
+        svc->metrics_attached = true;
     return router_broker_start(svc->broker);
 }
 
@@ -180,6 +185,8 @@ static void router_destroy(void **state)
         router_agent_loop_fail_all(svc->agents_loop, MESH_EUNAVAIL, "router shutting down");
     if (svc->broker && !svc->disconnected)
         router_broker_disconnect_all(svc->broker);
+    if (svc->metrics_attached)
+        router_metrics_detach();
     router_agent_loop_destroy(&svc->agents_loop);
     router_broker_destroy(&svc->broker);
     router_agents_unref(&svc->agents);

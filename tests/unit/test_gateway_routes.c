@@ -469,7 +469,10 @@ static void test_turn_success(void **state)
     assert_string_equal(F->fake.last.op, "turn");
     assert_string_equal(F->fake.last.conv, "c-42");
     assert_string_equal(F->fake.last.tenant, "acme");
-    assert_string_equal(F->fake.last.tp, TP_IN);
+    /* Same trace; the parent-id is now the gateway's own span (route_trace.c). */
+    assert_int_equal(strlen(F->fake.last.tp), 55);
+    assert_memory_equal(F->fake.last.tp, TP_IN, 36);
+    assert_memory_not_equal(F->fake.last.tp + 36, TP_IN + 36, 16);
     assert_true(F->fake.last.deadline_ms <= 2500 && F->fake.last.deadline_ms > 2000);
     json_t *a = F->fake.last.args;
     assert_string_equal(json_string_value(json_object_get(a, "text")), "我的车被撞了");

@@ -1453,6 +1453,51 @@ static void test_ctx_built_from_old_log(void **state)
     assert_int_equal(sync_int(fx, "LLEN mesh:{co}:ctx"), 4);
 }
 
+/* turn.end "trace" is stored per turn (atomically, with the TTL); trace.get reads it back. */
+static void test_trace_stored_per_turn(void **state)
+{
+    fx_t *fx = *state;
+    result_t res;
+    turn(fx, "ctr", "m1", "first"); /* turn 1: no trace sent */
+    begin(fx, &res, "ctr", "m2", "owner-t", "second");
+    assert_int_equal(res.status, 0);
+    result_clear(&res);
+    op(fx, &res, "turn.end", "ctr",
+       "{\"message_id\":\"m2\",\"owner\":\"owner-t\",\"messages\":[],\"reply\":{},"
+       "\"trace\":[{\"name\":\"router turn\",\"span_id\":\"00f067aa0ba902b7\"}]}");
+    assert_int_equal(res.status, 0);
+    result_clear(&res);
+    assert_true(sync_int(fx, "TTL mesh:{ctr}:trace:2") > 0);
+
+    json_t *d = op_ok(fx, &res, "trace.get", "ctr", "{\"turn\":2}");
+    assert_int_equal(json_integer_value(json_object_get(d, "turn")), 2);
+    json_t *spans = json_object_get(d, "spans");
+    assert_int_equal(json_array_size(spans), 1);
+    assert_string_equal(jstr(json_array_get(spans, 0), "span_id"), "00f067aa0ba902b7");
+    result_clear(&res);
+
+    op(fx, &res, "trace.get", "ctr", "{\"turn\":1}"); /* a turn without a trace */
+    assert_int_equal(res.status, MESH_ENOTFOUND);
+    result_clear(&res);
+    op(fx, &res, "trace.get", "ctr", "{\"turn\":0}");
+    assert_int_equal(res.status, MESH_EINVAL);
+    result_clear(&res);
+    op(fx, &res, "trace.get", "ctr", "{\"turn\":\"2\"}");
+    assert_int_equal(res.status, MESH_EINVAL);
+    result_clear(&res);
+
+    /* A malformed trace is refused before anything is written. */
+    begin(fx, &res, "ctr", "m3", "owner-t", "third");
+    assert_int_equal(res.status, 0);
+    result_clear(&res);
+    op(fx, &res, "turn.end", "ctr",
+       "{\"message_id\":\"m3\",\"owner\":\"owner-t\",\"messages\":[],\"reply\":{},"
+       "\"trace\":[1]}");
+    assert_int_equal(res.status, MESH_EINVAL);
+    result_clear(&res);
+    assert_int_equal(sync_int(fx, "EXISTS mesh:{ctr}:trace:3"), 0);
+}
+
 int main(void)
 {
     mesh_log_init("test_memory_ops", MESH_LOG_ERROR);
@@ -1486,6 +1531,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_ctx_atomic_with_log, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ctx_retry_pending, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ctx_built_from_old_log, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_trace_stored_per_turn, setup, teardown),
     };
     int failed = cmocka_run_group_tests(tests, group_setup, group_teardown);
     return mh_finish(failed);

@@ -266,7 +266,11 @@ static void test_turn_with_tool_call(void **state)
                         "arguments", "policy_no", "P10023"),
               &l1);
     assert_true(l1.idem);
-    assert_string_equal(l1.tp, tp); /* one trace for the whole turn */
+    /* One trace for the whole turn (same trace id); each sub-request names its
+     * own child span of the router's turn span as parent, so the parent ids differ. */
+    assert_int_equal(strlen(l1.tp), 55);
+    assert_memory_equal(l1.tp, tp, 35);
+    assert_memory_not_equal(l1.tp + 36, tp + 36, 16);
     assert_string_equal(jstr(l1.args, "agent"), "policy_qa");
     assert_string_equal(jstr(l1.args, "tier"), "small");
     assert_string_equal(jstr(l1.args, "lang"), "zh");

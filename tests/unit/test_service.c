@@ -434,6 +434,7 @@ static void test_drain_on_sigterm(void **state)
                          "MESH_MAX_MSG_BYTES=65536",
                          "MESH_HWM=77",
                          "MESH_LOG_LEVEL=info",
+                         "MESH_LOG_FORMAT=text", /* the lines below are the text format */
                          NULL};
     child_start(&c, &s_def, NULL, env);
     expect_event(&c, "S hb=250 live=5 rmin=100 rmax=3200 drain=4321 maxmsg=65536 hwm=77/77 "

@@ -655,7 +655,9 @@ static void test_debug_log_line(void **state)
     unlink(path);
     assert_true(n > 0);
     buf[n] = '\0';
-    assert_non_null(strstr(buf, "[worker] request id=log-r1 op=tool.call conv=conv:42\n"));
+    /* JSON lines (the default format): the subsystem is the event, the text is msg */
+    assert_non_null(strstr(buf, "\"event\":\"worker\""));
+    assert_non_null(strstr(buf, "\"msg\":\"request id=log-r1 op=tool.call conv=conv:42\""));
     mesh_worker_final(H.req[0], 0, NULL, NULL);
 }
 

@@ -1,0 +1,43 @@
+/*
+ * router_metrics.h - the router's metrics (docs/observability.md, "Router"),
+ * recorded into the process-wide registry (mesh_metrics.h).
+ *
+ * Scrape time (a collector walks the broker's pools and the agent loop):
+ *   mesh_router_queue_depth{service}, mesh_router_workers_live{service},
+ *   mesh_router_capacity{service}, mesh_router_capacity_in_use{service},
+ *   mesh_router_turns_inflight
+ * Events:
+ *   mesh_router_requests_total{service,status}, mesh_router_queue_wait_seconds{service},
+ *   mesh_router_retries_total{service}, mesh_router_expired_total{service},
+ *   mesh_router_turns_total{agent,status}, mesh_router_turn_duration_seconds{agent},
+ *   mesh_router_turn_steps{agent}, mesh_router_tool_calls_total{tool,status},
+ *   mesh_router_tool_call_duration_seconds{tool}
+ */
+#ifndef ROUTER_METRICS_H
+#define ROUTER_METRICS_H
+
+#include <stdint.h>
+
+#include "agent_loop.h"
+#include "broker.h"
+
+/* Register the families (idempotent). */
+void router_metrics_init(void);
+
+/* Start / stop the scrape-time collector for b and al (al may be NULL). */
+int router_metrics_attach(router_broker_t *b, router_agent_loop_t *al);
+void router_metrics_detach(void);
+
+/* Broker events; service is the pool's name. */
+void router_metrics_request_done(const char *service, int status);
+void router_metrics_queue_wait(const char *service, uint64_t ms);
+void router_metrics_retry(const char *service);
+void router_metrics_expired(const char *service);
+
+/* A turn ended with status after steps model steps; start_ns on uv_hrtime(). */
+void router_metrics_turn_end(const char *agent, int status, uint64_t start_ns, uint32_t steps);
+
+/* A tool call ended: status is "ok", a tool error code or an error name. */
+void router_metrics_tool_call(const char *tool, const char *status, uint64_t start_ns);
+
+#endif
