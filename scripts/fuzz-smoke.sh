@@ -3,15 +3,16 @@
 #
 #   scripts/fuzz-smoke.sh [seconds-per-target] [work-dir]
 #
-# Defaults: 20 seconds per target (or $MESH_FUZZ_SECONDS), work dir /tmp/mesh-fuzz.
+# Defaults: 20 seconds per target (or $MESH_FUZZ_SECONDS), work dir build-fuzz/ in
+# the checkout (per checkout, so two clones never share a CMake cache).
 # The checked-in corpus (fuzz/corpus/<target>) is read, never written: new inputs
 # go to <work-dir>/corpus-<target>. Exits non-zero if a target crashes, leaks,
 # hangs or fails to build; the reproducer is <work-dir>/crash-<target>-*.
 set -euo pipefail
 
 secs="${1:-${MESH_FUZZ_SECONDS:-20}}"
-work="${2:-/tmp/mesh-fuzz}"
 repo="$(cd "$(dirname "$0")/.." && pwd)"
+work="${2:-$repo/build-fuzz}"
 targets=(mp proto msg)
 
 case "$secs" in
