@@ -20,5 +20,6 @@
 #include "mesh_service.h"
 #include "mesh_schema.h"
 #include "mesh_text.h"
+#include "mesh_json.h"
 
 #endif

@@ -14,7 +14,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "llm_json.h"
+#include "mesh/mesh_json.h"
 #include "mesh/mesh_err.h"
 #include "rules.h"
 
@@ -68,7 +68,7 @@ static json_t *lookup_parse(const llm_message_t *m, const json_t **policy, looku
     *policy = NULL;
     *kind = LOOKUP_FAILED;
     /* The text is a json_t string's (valid UTF-8): the fast parser applies. */
-    json_t *root = llm_json_parse(m->text, m->text_len);
+    json_t *root = mesh_json_parse(m->text, m->text_len);
     if (!json_is_object(root))
         return root;
     const json_t *ok = json_object_get(root, "ok");

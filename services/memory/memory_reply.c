@@ -9,7 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "memory_jparse.h"
+#include "mesh/mesh_json.h"
 #include "mesh/mesh_err.h"
 #include "mesh/mesh_log.h"
 #include "mesh/mesh_text.h"
@@ -70,7 +70,7 @@ static int reply_head(const redisReply *r, const redisReply **word, char *err, s
 static json_t *parse_stored(const redisReply *s, const char *what)
 {
     json_t *v =
-        is_str(s) && mesh_utf8_valid(s->str, s->len) ? memory_json_parse(s->str, s->len) : NULL;
+        is_str(s) && mesh_utf8_valid(s->str, s->len) ? mesh_json_parse(s->str, s->len) : NULL;
     if (json_is_object(v))
         return v;
     json_decref(v);

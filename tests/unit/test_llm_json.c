@@ -15,13 +15,13 @@
 #include <cmocka.h>
 #include <jansson.h>
 
-#include "llm_json.h"
+#include "mesh/mesh_json.h"
 
 /* Both parsers on s[0..len): both refuse it, or both accept it with equal values. */
 static void same_as_jansson(const char *s, size_t len)
 {
     json_t *want = json_loadb(s, len, 0, NULL);
-    json_t *got = llm_json_parse(s, len);
+    json_t *got = mesh_json_parse(s, len);
     if ((want == NULL) != (got == NULL))
         fail_msg("jansson %s, llm_json %s: '%.*s'", want ? "accepts" : "refuses",
                  got ? "accepts" : "refuses", (int)(len > 200 ? 200 : len), s);
@@ -60,7 +60,7 @@ static void test_valid_documents(void **state)
         same(docs[i]);
 
     /* The real thing: a policy.lookup result, and the key order survives. */
-    json_t *v = llm_json_parse("{\"z\":1,\"a\":2,\"m\":3}", 19);
+    json_t *v = mesh_json_parse("{\"z\":1,\"a\":2,\"m\":3}", 19);
     assert_non_null(v);
     const char *order[] = {"z", "a", "m"};
     int i = 0;
@@ -124,32 +124,32 @@ static void test_invalid_documents(void **state)
     };
     for (size_t i = 0; i < sizeof docs / sizeof docs[0]; i++) {
         same(docs[i]);
-        assert_null(llm_json_parse(docs[i], strlen(docs[i])));
+        assert_null(mesh_json_parse(docs[i], strlen(docs[i])));
     }
     /* A NUL byte inside or after the document. */
     same_as_jansson("[\"a\0b\"]", 7);
     same_as_jansson("[1]\0", 4);
-    assert_null(llm_json_parse(NULL, 0));
+    assert_null(mesh_json_parse(NULL, 0));
 }
 
 static void test_depth_bound(void **state)
 {
     (void)state;
-    char deep[2 * (LLM_JSON_DEPTH_MAX + 1) + 1];
+    char deep[2 * (MESH_JSON_DEPTH_MAX + 1) + 1];
     size_t n = 0;
-    for (int i = 0; i < LLM_JSON_DEPTH_MAX; i++)
+    for (int i = 0; i < MESH_JSON_DEPTH_MAX; i++)
         deep[n++] = '[';
-    for (int i = 0; i < LLM_JSON_DEPTH_MAX; i++)
+    for (int i = 0; i < MESH_JSON_DEPTH_MAX; i++)
         deep[n++] = ']';
-    json_t *v = llm_json_parse(deep, n);
+    json_t *v = mesh_json_parse(deep, n);
     assert_non_null(v); /* exactly at the bound */
     json_decref(v);
     n = 0;
-    for (int i = 0; i <= LLM_JSON_DEPTH_MAX; i++)
+    for (int i = 0; i <= MESH_JSON_DEPTH_MAX; i++)
         deep[n++] = '[';
-    for (int i = 0; i <= LLM_JSON_DEPTH_MAX; i++)
+    for (int i = 0; i <= MESH_JSON_DEPTH_MAX; i++)
         deep[n++] = ']';
-    assert_null(llm_json_parse(deep, n)); /* one deeper: refused, no stack blow-up */
+    assert_null(mesh_json_parse(deep, n)); /* one deeper: refused, no stack blow-up */
 }
 
 /* The shipped policy data, dumped the way the router writes a tool result. */
@@ -179,7 +179,7 @@ static void test_real_document_and_truncations(void **state)
     char *s = policy_text(&len);
     assert_true(len > 2000);
     same_as_jansson(s, len);
-    json_t *v = llm_json_parse(s, len);
+    json_t *v = mesh_json_parse(s, len);
     assert_non_null(v);
     assert_string_equal(json_string_value(json_array_get(json_object_get(v, "mix"), 0)),
                         "a\"b\\c\n");

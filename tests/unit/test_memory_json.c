@@ -18,7 +18,7 @@
 
 #include "memory_args.h"
 #include "memory_json.h"
-#include "memory_jparse.h"
+#include "mesh/mesh_json.h"
 #include "mesh/mesh_err.h"
 
 static void same_as_jansson(const json_t *v)
@@ -174,7 +174,7 @@ static void test_errors(void **state)
 static void parse_same(const char *s, size_t len)
 {
     json_t *want = json_loadb(s, len, 0, NULL);
-    json_t *got = memory_json_parse(s, len);
+    json_t *got = mesh_json_parse(s, len);
     if ((want == NULL) != (got == NULL))
         fail_msg("jansson %s, parser %s: '%.*s'", want ? "accepts" : "refuses",
                  got ? "accepts" : "refuses", (int)(len > 200 ? 200 : len), s);
@@ -234,11 +234,11 @@ static void test_parser(void **state)
     free(stored);
 
     /* Deeper than the bound: refused without exhausting the stack. */
-    char deep[2 * (MEMORY_JPARSE_DEPTH_MAX + 1)];
-    memset(deep, '[', MEMORY_JPARSE_DEPTH_MAX + 1);
-    memset(deep + MEMORY_JPARSE_DEPTH_MAX + 1, ']', MEMORY_JPARSE_DEPTH_MAX + 1);
-    assert_null(memory_json_parse(deep, sizeof deep));
-    json_t *ok = memory_json_parse(deep + 1, sizeof deep - 2);
+    char deep[2 * (MESH_JSON_DEPTH_MAX + 1)];
+    memset(deep, '[', MESH_JSON_DEPTH_MAX + 1);
+    memset(deep + MESH_JSON_DEPTH_MAX + 1, ']', MESH_JSON_DEPTH_MAX + 1);
+    assert_null(mesh_json_parse(deep, sizeof deep));
+    json_t *ok = mesh_json_parse(deep + 1, sizeof deep - 2);
     assert_non_null(ok);
     json_decref(ok);
 }

@@ -1,5 +1,5 @@
 /*
- * llm_json.c - fast JSON text -> json_t (llm_json.h).
+ * json_parse.c - fast JSON text -> json_t (mesh/mesh_json.h).
  *
  * One pass over the text, recursive descent with a depth bound. A string
  * without escapes is handed to jansson straight from the input; a string
@@ -9,7 +9,7 @@
  * decoded strings of one text always fit, and a key stays intact while its
  * value is parsed.
  */
-#include "llm_json.h"
+#include "mesh/mesh_json.h"
 
 #include <math.h>
 #include <stdbool.h>
@@ -227,7 +227,7 @@ static json_t *parse_number(parser_t *ps)
             q++;
     }
     size_t n = (size_t)(q - s);
-    if (n > LLM_JSON_NUMBER_MAX)
+    if (n > MESH_JSON_NUMBER_MAX)
         return NULL;
     ps->p = q;
     if (!real) {
@@ -246,7 +246,7 @@ static json_t *parse_number(parser_t *ps)
             neg ? (acc == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(json_int_t)acc) : (json_int_t)acc;
         return json_integer(v);
     }
-    char buf[LLM_JSON_NUMBER_MAX + 1];
+    char buf[MESH_JSON_NUMBER_MAX + 1];
     memcpy(buf, s, n);
     buf[n] = '\0';
     char *stop = NULL;
@@ -341,7 +341,7 @@ static json_t *parse_value(parser_t *ps)
     switch (c) {
     case '{':
     case '[': {
-        if (ps->depth >= LLM_JSON_DEPTH_MAX)
+        if (ps->depth >= MESH_JSON_DEPTH_MAX)
             return NULL;
         ps->p++;
         ps->depth++;
@@ -368,7 +368,7 @@ static json_t *parse_value(parser_t *ps)
     }
 }
 
-json_t *llm_json_parse(const char *s, size_t len)
+json_t *mesh_json_parse(const char *s, size_t len)
 {
     if (s == NULL)
         return NULL;
