@@ -13,7 +13,7 @@ set -euo pipefail
 secs="${1:-${MESH_FUZZ_SECONDS:-20}}"
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 work="${2:-$repo/build-fuzz}"
-targets=(mp proto msg)
+targets=(mp proto msg json)
 
 case "$secs" in
 '' | *[!0-9]*) echo "usage: $0 [seconds-per-target] [work-dir]" >&2; exit 2 ;;
