@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "memory_json.h"
+#include "mesh/mesh_json.h"
 #include "mesh/mesh_err.h"
 
 /* Reserved state fields: maintained by the scripts, never set by a client
@@ -320,18 +320,18 @@ char *memory_message_encode(const json_t *msg, size_t index, uint64_t now_ms, si
      * The message as it is, with "ts" added at the end when absent: the text
      * json_dumps() gives for a copy with "ts" set, written directly.
      */
-    memory_jbuf_t b = {0};
-    memory_json_value(&b, msg);
+    mesh_jbuf_t b = {0};
+    mesh_jbuf_value(&b, msg, MESH_JSON_PRECISION_MAX);
     if (json_object_get(msg, "ts") == NULL && b.err == 0) {
         b.len--; /* reopen the object: drop its '}' */
         if (json_object_size(msg) > 0)
-            memory_json_raw(&b, ",", 1);
-        memory_json_raw(&b, "\"ts\":", 5);
-        memory_json_u64(&b, now_ms);
-        memory_json_raw(&b, "}", 1);
+            mesh_jbuf_raw(&b, ",", 1);
+        mesh_jbuf_raw(&b, "\"ts\":", 5);
+        mesh_jbuf_u64(&b, now_ms);
+        mesh_jbuf_raw(&b, "}", 1);
     }
     size_t len = 0;
-    char *s = memory_jbuf_finish(&b, &len, &rc);
+    char *s = mesh_jbuf_finish(&b, &len, &rc);
     if (s == NULL) {
         *rc_out = fail(rc, err, err_size, "messages[%zu]: %s", index,
                        rc == MESH_ENOMEM ? "out of memory" : "cannot encode");
@@ -362,14 +362,14 @@ bool memory_message_in_ctx(const json_t *msg)
 char *memory_user_message_encode(const memory_begin_args_t *a, uint64_t now_ms, size_t *len_out)
 {
     /* {"role":"user","text":...,"message_id":...,"ts":...}, as json_dumps() would write it. */
-    memory_jbuf_t b = {0};
-    memory_json_raw(&b, "{\"role\":\"user\",\"text\":", 22);
-    memory_json_string(&b, a->text, a->text_len);
-    memory_json_raw(&b, ",\"message_id\":", 14);
-    memory_json_string(&b, a->message_id, strlen(a->message_id));
-    memory_json_raw(&b, ",\"ts\":", 6);
-    memory_json_u64(&b, now_ms);
-    memory_json_raw(&b, "}", 1);
+    mesh_jbuf_t b = {0};
+    mesh_jbuf_raw(&b, "{\"role\":\"user\",\"text\":", 22);
+    mesh_jbuf_string(&b, a->text, a->text_len);
+    mesh_jbuf_raw(&b, ",\"message_id\":", 14);
+    mesh_jbuf_string(&b, a->message_id, strlen(a->message_id));
+    mesh_jbuf_raw(&b, ",\"ts\":", 6);
+    mesh_jbuf_u64(&b, now_ms);
+    mesh_jbuf_raw(&b, "}", 1);
     int rc;
-    return memory_jbuf_finish(&b, len_out, &rc);
+    return mesh_jbuf_finish(&b, len_out, &rc);
 }

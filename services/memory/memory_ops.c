@@ -23,7 +23,7 @@
 #include "mesh/mesh_msg.h"
 #include "memory_args.h"
 #include "memory_eval.h"
-#include "memory_json.h"
+#include "mesh/mesh_json.h"
 #include "memory_keys.h"
 #include "memory_reply.h"
 #include "memory_scripts.h"
@@ -288,10 +288,10 @@ static int build_end(const memory_ops_t *ops, const char *conv, const json_t *ar
     if (rc != 0)
         return rc;
     uint64_t now = now_unix_ms();
-    memory_jbuf_t jb = {0};
-    memory_json_value(&jb, e.reply);
+    mesh_jbuf_t jb = {0};
+    mesh_jbuf_value(&jb, e.reply, MESH_JSON_PRECISION_MAX);
     size_t reply_len = 0;
-    char *reply = memory_jbuf_finish(&jb, &reply_len, &rc);
+    char *reply = mesh_jbuf_finish(&jb, &reply_len, &rc);
     if (reply == NULL)
         return fail(rc, err, err_size, "reply: cannot encode");
     if (reply_len > MEMORY_REPLY_JSON_MAX) {

@@ -750,7 +750,7 @@ void router_agent_loop_destroy(router_agent_loop_t **al_p)
     router_heap_free(&al->wakeups);
     router_heap_free(&al->renewals);
     router_agents_unref(&al->agents);
-    router__jbuf_free(&al->jbuf);
+    mesh_jbuf_free(&al->jbuf);
     free(al);
     *al_p = NULL;
 }

@@ -126,11 +126,10 @@ static void tool_cb(router_reply_kind_t kind, mesh_reply_t *rep, void *arg)
         const json_t *payload = json_object_get(rep->data, s->ok ? "result" : "error");
         /* The JSON text goes into the loop's reusable buffer; it is valid
          * UTF-8 (written from json_t strings), so jansson need not check it. */
-        router_jbuf_t *jb = &t->al->jbuf;
-        if (router__json_write(jb, payload ? payload : json_null(), ROUTER_TOOL_REAL_PRECISION) ==
-            0)
+        mesh_jbuf_t *jb = &t->al->jbuf;
+        if (mesh_json_write(jb, payload ? payload : json_null(), ROUTER_TOOL_REAL_PRECISION) == 0)
             s->text = json_stringn_nocheck(jb->data, jb->len);
-        router__jbuf_reset(jb);
+        mesh_jbuf_reset(jb, ROUTER_JSON_KEEP_MAX);
     } else {
         s->ok = false;
         s->text = tool_error_text("tool_failed", "malformed reply from the tools service");

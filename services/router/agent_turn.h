@@ -10,7 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "agent_json.h"
+#include "mesh/mesh_json.h"
 #include "agent_loop.h"
 #include "convq.h"
 #include "heap.h"
@@ -30,6 +30,9 @@
 
 /* Our request ids: 32 hex chars from mesh_id_new. */
 #define ROUTER_REQ_ID_LEN 32
+
+/* The tool-result JSON buffer is kept between steps unless it grew past this. */
+#define ROUTER_JSON_KEEP_MAX (256 * 1024)
 
 typedef enum {
     TURN_QUEUED = 0, /* waiting behind another turn of the conversation */
@@ -133,7 +136,7 @@ struct router_agent_loop {
     uint64_t timer_armed; /* key + 1 the timer is armed for, 0 = not armed */
     router_list_t turns;
     size_t active;
-    router_jbuf_t jbuf; /* scratch for tool results' JSON text (one at a time) */
+    mesh_jbuf_t jbuf; /* scratch for tool results' JSON text (one at a time) */
 };
 
 /* agent_loop.c */

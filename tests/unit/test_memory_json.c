@@ -17,7 +17,7 @@
 #include <jansson.h>
 
 #include "memory_args.h"
-#include "memory_json.h"
+#include "mesh/mesh_json.h"
 #include "mesh/mesh_json.h"
 #include "mesh/mesh_err.h"
 
@@ -25,11 +25,11 @@ static void same_as_jansson(const json_t *v)
 {
     char *want = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
     assert_non_null(want);
-    memory_jbuf_t b = {0};
-    memory_json_value(&b, v);
+    mesh_jbuf_t b = {0};
+    mesh_jbuf_value(&b, v, MESH_JSON_PRECISION_MAX);
     size_t len = 0;
     int rc = -1;
-    char *got = memory_jbuf_finish(&b, &len, &rc);
+    char *got = mesh_jbuf_finish(&b, &len, &rc);
     assert_int_equal(rc, 0);
     assert_non_null(got);
     assert_int_equal(len, strlen(got));
@@ -140,16 +140,16 @@ static void test_errors(void **state)
     /* Nesting beyond the bound: refused, nothing handed out. */
     json_t *v = json_array();
     json_t *inner = v;
-    for (int i = 0; i < MEMORY_JSON_DEPTH_MAX; i++) {
+    for (int i = 0; i < MESH_JSON_WRITE_DEPTH_MAX; i++) {
         json_t *a = json_array();
         json_array_append_new(inner, a);
         inner = a;
     }
-    memory_jbuf_t b = {0};
-    memory_json_value(&b, v);
+    mesh_jbuf_t b = {0};
+    mesh_jbuf_value(&b, v, MESH_JSON_PRECISION_MAX);
     size_t len = 7;
     int rc = 0;
-    assert_null(memory_jbuf_finish(&b, &len, &rc));
+    assert_null(mesh_jbuf_finish(&b, &len, &rc));
     assert_int_equal(rc, MESH_EINVAL);
     assert_null(b.data);
     json_decref(v);

@@ -1,6 +1,6 @@
 /*
  * test_router_agent_json.c - the agent loop's JSON writer
- * (services/router/agent_json.c) writes exactly what json_dumps writes with
+ * (lib/mesh/json_write.c, as the router uses it) writes exactly what json_dumps writes with
  * JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(p): every value type,
  * escapes, reals at several precisions, key order, nesting, a real policy
  * document; the buffer is reused and released when it grew too large.
@@ -16,14 +16,15 @@
 #include <cmocka.h>
 #include <jansson.h>
 
-#include "agent_json.h"
+#include "mesh/mesh_json.h"
+#include "agent_turn.h"
 #include "mesh/mesh_err.h"
 
-static void same_as_jansson(router_jbuf_t *b, const json_t *v, int precision)
+static void same_as_jansson(mesh_jbuf_t *b, const json_t *v, int precision)
 {
     char *want = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(precision));
     assert_non_null(want);
-    assert_int_equal(router__json_write(b, v, precision), 0);
+    assert_int_equal(mesh_json_write(b, v, precision), 0);
     if (b->len != strlen(want) || memcmp(b->data, want, b->len) != 0)
         fail_msg("precision %d: jansson '%s', writer '%.*s'", precision, want, (int)b->len,
                  b->data);
@@ -33,7 +34,7 @@ static void same_as_jansson(router_jbuf_t *b, const json_t *v, int precision)
 static void test_values(void **state)
 {
     (void)state;
-    router_jbuf_t b = {0};
+    mesh_jbuf_t b = {0};
     static const char *const docs[] = {
         "{}",
         "[]",
@@ -63,7 +64,7 @@ static void test_values(void **state)
         same_as_jansson(&b, any[i], 15);
         json_decref(any[i]);
     }
-    router__jbuf_free(&b);
+    mesh_jbuf_free(&b);
 }
 
 static void test_policy_document(void **state)
@@ -75,38 +76,38 @@ static void test_policy_document(void **state)
     json_t *prod = json_load_file(path, 0, NULL);
     if (prod == NULL)
         fail_msg("cannot read %s (MESH_DATA_DIR)", path);
-    router_jbuf_t b = {0};
+    mesh_jbuf_t b = {0};
     same_as_jansson(&b, prod, 15);
     assert_true(b.len > 2000);
     /* The buffer is reused: a second write starts from empty. */
     char *keep = b.data;
-    router__jbuf_reset(&b);
+    mesh_jbuf_reset(&b, ROUTER_JSON_KEEP_MAX);
     same_as_jansson(&b, prod, 15);
     assert_ptr_equal(b.data, keep);
     json_decref(prod);
-    router__jbuf_free(&b);
+    mesh_jbuf_free(&b);
     assert_null(b.data);
 }
 
 static void test_limits(void **state)
 {
     (void)state;
-    router_jbuf_t b = {0};
-    assert_int_equal(router__json_write(&b, NULL, 15), MESH_EINVAL);
+    mesh_jbuf_t b = {0};
+    assert_int_equal(mesh_json_write(&b, NULL, 15), MESH_EINVAL);
     json_t *one = json_integer(1);
-    assert_int_equal(router__json_write(&b, one, 0), MESH_EINVAL);
-    assert_int_equal(router__json_write(&b, one, 18), MESH_EINVAL);
+    assert_int_equal(mesh_json_write(&b, one, 0), MESH_EINVAL);
+    assert_int_equal(mesh_json_write(&b, one, 18), MESH_EINVAL);
     json_decref(one);
 
     /* Nesting beyond the bound is refused, and nothing is left in the buffer. */
     json_t *v = json_array();
     json_t *inner = v;
-    for (int i = 0; i < ROUTER_JSON_DEPTH_MAX; i++) {
+    for (int i = 0; i < MESH_JSON_WRITE_DEPTH_MAX; i++) {
         json_t *a = json_array();
         json_array_append_new(inner, a);
         inner = a;
     }
-    assert_int_equal(router__json_write(&b, v, 15), MESH_EINVAL);
+    assert_int_equal(mesh_json_write(&b, v, 15), MESH_EINVAL);
     assert_int_equal(b.len, 0);
     json_decref(v);
 
@@ -117,14 +118,14 @@ static void test_limits(void **state)
     memset(s, 'x', big);
     json_t *str = json_stringn(s, big);
     free(s);
-    assert_int_equal(router__json_write(&b, str, 15), 0);
+    assert_int_equal(mesh_json_write(&b, str, 15), 0);
     assert_int_equal(b.len, big + 2);
     assert_true(b.cap > ROUTER_JSON_KEEP_MAX);
-    router__jbuf_reset(&b);
+    mesh_jbuf_reset(&b, ROUTER_JSON_KEEP_MAX);
     assert_null(b.data);
     assert_int_equal(b.cap, 0);
     json_decref(str);
-    router__jbuf_free(&b);
+    mesh_jbuf_free(&b);
 }
 
 int main(void)

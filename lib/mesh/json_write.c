@@ -1,7 +1,11 @@
 /*
- * memory_json.c - compact JSON writer (memory_json.h).
+ * json_write.c - compact JSON writer into a growing buffer (mesh_json.h).
+ *
+ * Shared by memory (stored messages) and the router (tool results as
+ * message text). Byte for byte what json_dumps(JSON_COMPACT |
+ * JSON_ENCODE_ANY | JSON_REAL_PRECISION(p)) writes, several times faster.
  */
-#include "memory_json.h"
+#include "mesh/mesh_json.h"
 
 #include <stdbool.h>
 #include <stdio.h>
@@ -10,12 +14,11 @@
 
 #include "mesh/mesh_err.h"
 
-#define JBUF_MIN_CAP   256
-#define JSON_REAL_MAX  64 /* "%.17g" of any double, plus ".0" */
-#define JSON_PRECISION 17 /* json_dumps' default */
+#define JBUF_MIN_CAP  256
+#define JSON_REAL_MAX 64 /* "%.17g" of any double, plus ".0" */
 
 /* Room for n more bytes (and the final NUL); false once an append failed. */
-static bool reserve(memory_jbuf_t *b, size_t n)
+static bool reserve(mesh_jbuf_t *b, size_t n)
 {
     if (b->err != 0)
         return false;
@@ -39,7 +42,7 @@ static bool reserve(memory_jbuf_t *b, size_t n)
     return true;
 }
 
-void memory_json_raw(memory_jbuf_t *b, const char *s, size_t n)
+void mesh_jbuf_raw(mesh_jbuf_t *b, const char *s, size_t n)
 {
     if (!reserve(b, n))
         return;
@@ -47,7 +50,7 @@ void memory_json_raw(memory_jbuf_t *b, const char *s, size_t n)
     b->len += n;
 }
 
-static void put_char(memory_jbuf_t *b, char c)
+static void put_char(mesh_jbuf_t *b, char c)
 {
     if (reserve(b, 1))
         b->data[b->len++] = c;
@@ -119,7 +122,7 @@ static size_t escape(unsigned char c, char out[6])
     }
 }
 
-void memory_json_string(memory_jbuf_t *b, const char *s, size_t n)
+void mesh_jbuf_string(mesh_jbuf_t *b, const char *s, size_t n)
 {
     const unsigned char *u = (const unsigned char *)s;
     /* Invariant: before each run is copied there is room for the rest of the
@@ -143,7 +146,7 @@ void memory_json_string(memory_jbuf_t *b, const char *s, size_t n)
     b->data[b->len++] = '"';
 }
 
-void memory_json_u64(memory_jbuf_t *b, uint64_t v)
+void mesh_jbuf_u64(mesh_jbuf_t *b, uint64_t v)
 {
     char tmp[24];
     char *p = tmp + sizeof tmp;
@@ -151,25 +154,25 @@ void memory_json_u64(memory_jbuf_t *b, uint64_t v)
         *--p = (char)('0' + v % 10);
         v /= 10;
     } while (v != 0);
-    memory_json_raw(b, p, (size_t)(tmp + sizeof tmp - p));
+    mesh_jbuf_raw(b, p, (size_t)(tmp + sizeof tmp - p));
 }
 
-static void put_integer(memory_jbuf_t *b, json_int_t v)
+static void put_integer(mesh_jbuf_t *b, json_int_t v)
 {
     if (v < 0) {
         put_char(b, '-');
-        memory_json_u64(b, (uint64_t)0 - (uint64_t)v);
+        mesh_jbuf_u64(b, (uint64_t)0 - (uint64_t)v);
     } else {
-        memory_json_u64(b, (uint64_t)v);
+        mesh_jbuf_u64(b, (uint64_t)v);
     }
 }
 
 /* A real the way jansson writes it: "%.17g", ".0" when it would read back as
  * an integer, no '+' and no leading zeros in the exponent. */
-static void put_real(memory_jbuf_t *b, double v)
+static void put_real(mesh_jbuf_t *b, double v, int precision)
 {
     char buf[JSON_REAL_MAX];
-    int n = snprintf(buf, sizeof buf - 2, "%.*g", JSON_PRECISION, v);
+    int n = snprintf(buf, sizeof buf - 2, "%.*g", precision, v);
     if (n < 0 || (size_t)n >= sizeof buf - 2) {
         b->err = MESH_EINVAL;
         return;
@@ -192,14 +195,14 @@ static void put_real(memory_jbuf_t *b, double v)
             len -= (size_t)(end - start);
         }
     }
-    memory_json_raw(b, buf, len);
+    mesh_jbuf_raw(b, buf, len);
 }
 
-static void put_value(memory_jbuf_t *b, const json_t *v, int depth)
+static void put_value(mesh_jbuf_t *b, const json_t *v, int precision, int depth)
 {
     switch (json_typeof(v)) {
     case JSON_OBJECT: {
-        if (depth >= MEMORY_JSON_DEPTH_MAX) {
+        if (depth >= MESH_JSON_WRITE_DEPTH_MAX) {
             b->err = MESH_EINVAL;
             return;
         }
@@ -213,15 +216,15 @@ static void put_value(memory_jbuf_t *b, const json_t *v, int depth)
             if (!first)
                 put_char(b, ',');
             first = false;
-            memory_json_string(b, k, klen);
+            mesh_jbuf_string(b, k, klen);
             put_char(b, ':');
-            put_value(b, x, depth + 1);
+            put_value(b, x, precision, depth + 1);
         }
         put_char(b, '}');
         return;
     }
     case JSON_ARRAY: {
-        if (depth >= MEMORY_JSON_DEPTH_MAX) {
+        if (depth >= MESH_JSON_WRITE_DEPTH_MAX) {
             b->err = MESH_EINVAL;
             return;
         }
@@ -230,43 +233,67 @@ static void put_value(memory_jbuf_t *b, const json_t *v, int depth)
         for (size_t i = 0; i < n && b->err == 0; i++) {
             if (i > 0)
                 put_char(b, ',');
-            put_value(b, json_array_get(v, i), depth + 1);
+            put_value(b, json_array_get(v, i), precision, depth + 1);
         }
         put_char(b, ']');
         return;
     }
     case JSON_STRING:
-        memory_json_string(b, json_string_value(v), json_string_length(v));
+        mesh_jbuf_string(b, json_string_value(v), json_string_length(v));
         return;
     case JSON_INTEGER:
         put_integer(b, json_integer_value(v));
         return;
     case JSON_REAL:
-        put_real(b, json_real_value(v));
+        put_real(b, json_real_value(v), precision);
         return;
     case JSON_TRUE:
-        memory_json_raw(b, "true", 4);
+        mesh_jbuf_raw(b, "true", 4);
         return;
     case JSON_FALSE:
-        memory_json_raw(b, "false", 5);
+        mesh_jbuf_raw(b, "false", 5);
         return;
     case JSON_NULL:
-        memory_json_raw(b, "null", 4);
+        mesh_jbuf_raw(b, "null", 4);
         return;
     }
     b->err = MESH_EINVAL;
 }
 
-void memory_json_value(memory_jbuf_t *b, const json_t *v)
+void mesh_jbuf_value(mesh_jbuf_t *b, const json_t *v, int precision)
 {
-    if (v == NULL) {
+    if (v == NULL || precision < 1 || precision > MESH_JSON_PRECISION_MAX) {
         b->err = b->err ? b->err : MESH_EINVAL;
         return;
     }
-    put_value(b, v, 0);
+    put_value(b, v, precision, 0);
 }
 
-char *memory_jbuf_finish(memory_jbuf_t *b, size_t *len_out, int *rc_out)
+int mesh_json_write(mesh_jbuf_t *b, const json_t *v, int precision)
+{
+    b->len = 0;
+    b->err = 0;
+    mesh_jbuf_value(b, v, precision);
+    if (b->err != 0)
+        b->len = 0;
+    return b->err;
+}
+
+void mesh_jbuf_reset(mesh_jbuf_t *b, size_t keep_max)
+{
+    if (b->cap > keep_max)
+        mesh_jbuf_free(b);
+    b->len = 0;
+    b->err = 0;
+}
+
+void mesh_jbuf_free(mesh_jbuf_t *b)
+{
+    free(b->data);
+    memset(b, 0, sizeof *b);
+}
+
+char *mesh_jbuf_finish(mesh_jbuf_t *b, size_t *len_out, int *rc_out)
 {
     char *s = NULL;
     int rc = b->err;
