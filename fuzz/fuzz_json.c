@@ -7,6 +7,9 @@
  * Inputs with a NUL byte are only checked for crashes too: RFC 8259 allows
  * none outside escapes, mesh_json_parse refuses them, and jansson 2.14 (as
  * this target found) accepts one right after a number ("[22.5\0]").
+ * A number token longer than MESH_JSON_NUMBER_MAX bytes is refused by design
+ * (a bound on peer-controlled lengths) where jansson takes it: that is the
+ * one accepted difference.
  */
 #include <jansson.h>
 #include <stdint.h>
@@ -15,6 +18,21 @@
 
 #include "mesh/mesh_json.h"
 #include "mesh/mesh_text.h"
+
+/* 1 if s[0..n) has a run of number characters longer than MESH_JSON_NUMBER_MAX. */
+static int has_long_number(const char *s, size_t n)
+{
+    size_t run = 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        int num =
+            (c >= '0' && c <= '9') || c == '-' || c == '+' || c == '.' || c == 'e' || c == 'E';
+        run = num ? run + 1 : 0;
+        if (run > MESH_JSON_NUMBER_MAX)
+            return 1;
+    }
+    return 0;
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -26,9 +44,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     json_error_t err;
     json_t *ref = json_loadb(s, size, 0, &err);
-    if ((ours == NULL) != (ref == NULL))
+    if ((ours == NULL) != (ref == NULL) && !(ours == NULL && has_long_number(s, size)))
         abort();
-    if (ours != NULL && !json_equal(ours, ref))
+    if (ours != NULL && ref != NULL && !json_equal(ours, ref))
         abort();
     json_decref(ours);
     json_decref(ref);
