@@ -1,6 +1,9 @@
 /*
  * mesh_metrics_http.h - a tiny HTTP/1.1 listener on a libuv loop that serves
- * one registry's rendering at GET /metrics (Prometheus scrapes it).
+ * one registry's rendering at GET /metrics (Prometheus scrapes it), plus the
+ * two probes an orchestrator asks (Kubernetes, docker-compose health checks):
+ * GET /healthz (200 while the loop runs) and GET /readyz (200 when the
+ * readiness callback says so, else 503 with the reason).
  *
  * Deliberately small: one request per connection ("Connection: close"), no
  * request body, only GET. GET /metrics (a query string is ignored) answers
@@ -16,6 +19,7 @@
 #ifndef MESH_METRICS_HTTP_H
 #define MESH_METRICS_HTTP_H
 
+#include <stddef.h>
 #include <uv.h>
 
 #include "mesh_metrics.h"
@@ -36,6 +40,16 @@ mesh_metrics_http_t *mesh_metrics_http_new(uv_loop_t *loop, mesh_metrics_t *reg)
  * failed, e.g. the port is taken).
  */
 int mesh_metrics_http_listen(mesh_metrics_http_t *srv, const char *host, int port);
+
+/*
+ * Readiness callback for GET /readyz: 0 = ready; otherwise not ready and why
+ * holds one short line (ASCII, no quotes needed) for the response body.
+ * Called on the loop thread at each probe; must not block.
+ */
+typedef int (*mesh_metrics_ready_fn)(void *arg, char *why, size_t why_size);
+
+/* Set (or clear with NULL) the readiness callback; without one /readyz answers 200. */
+void mesh_metrics_http_set_ready(mesh_metrics_http_t *srv, mesh_metrics_ready_fn fn, void *arg);
 
 /* The bound port after a successful listen, else 0. */
 int mesh_metrics_http_port(const mesh_metrics_http_t *srv);

@@ -59,6 +59,10 @@ typedef struct {
     void (*destroy)(void **state);
     /* Optional: SIGHUP. */
     void (*reload)(void *state);
+    /* Optional: readiness for GET /readyz on the metrics port (0 = ready, else
+     * not ready with a short reason in why). Without it a running service is
+     * ready; while draining every service answers 503 "draining" first. */
+    int (*ready)(void *state, char *why, size_t why_size);
 } mesh_service_def_t;
 
 int mesh_service_main(int argc, char **argv, const mesh_service_def_t *def);

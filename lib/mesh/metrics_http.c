@@ -18,6 +18,10 @@
 
 #define SUBSYS      "metrics"
 #define METRICS_URL "/metrics"
+#define HEALTHZ_URL "/healthz"
+#define READYZ_URL  "/readyz"
+/* Longest reason a readiness callback may give (the rest is cut). */
+#define READY_WHY_MAX 160
 /* Longest response head we write. */
 #define RESP_HEAD_MAX 256
 
@@ -34,6 +38,8 @@ struct mesh_metrics_http {
     unsigned n_conns;
     mhttp_conn_t *conns;
     unsigned long scrapes;
+    mesh_metrics_ready_fn ready_fn; /* NULL = always ready */
+    void *ready_arg;
 };
 
 struct mhttp_conn {
@@ -136,6 +142,35 @@ static void respond_text(mhttp_conn_t *c, int status, const char *reason, const 
     conn_respond(c, status, reason, "text/plain; charset=utf-8", body, body ? n : 0);
 }
 
+static void respond_json(mhttp_conn_t *c, int status, const char *reason, const char *json)
+{
+    size_t n = strlen(json);
+    char *body = malloc(n + 1);
+    if (body)
+        memcpy(body, json, n + 1);
+    conn_respond(c, status, reason, "application/json", body, body ? n : 0);
+}
+
+/* /readyz: ask the callback; the reason is reduced to printable ASCII without
+ * quotes or backslashes, so it can be placed in the JSON body as is. */
+static void respond_ready(mhttp_conn_t *c)
+{
+    char why[READY_WHY_MAX + 1] = "";
+    int rc = c->srv->ready_fn ? c->srv->ready_fn(c->srv->ready_arg, why, sizeof(why)) : 0;
+    if (rc == 0) {
+        respond_json(c, 200, "OK", "{\"status\":\"ready\"}\n");
+        return;
+    }
+    for (char *q = why; *q; q++) {
+        if (*q < 0x20 || *q > 0x7e || *q == '"' || *q == '\\')
+            *q = '?';
+    }
+    char body[READY_WHY_MAX + 64];
+    snprintf(body, sizeof(body), "{\"status\":\"not_ready\",\"reason\":\"%s\"}\n",
+             why[0] ? why : "not ready");
+    respond_json(c, 503, "Service Unavailable", body);
+}
+
 /*
  * Handle the complete head c->head[0..len). Only the request line matters:
  * "GET <target> HTTP/1.<d>".
@@ -161,12 +196,22 @@ static void conn_handle(mhttp_conn_t *c)
     const char *q = memchr(target, '?', tlen);
     size_t plen = q ? (size_t)(q - target) : tlen;
     bool is_metrics = plen == sizeof(METRICS_URL) - 1 && memcmp(target, METRICS_URL, plen) == 0;
-    if (!is_metrics) {
-        respond_text(c, 404, "Not Found", "not found; try GET /metrics\n");
+    bool is_health = plen == sizeof(HEALTHZ_URL) - 1 && memcmp(target, HEALTHZ_URL, plen) == 0;
+    bool is_ready = plen == sizeof(READYZ_URL) - 1 && memcmp(target, READYZ_URL, plen) == 0;
+    if (!is_metrics && !is_health && !is_ready) {
+        respond_text(c, 404, "Not Found", "not found; try GET /metrics, /healthz or /readyz\n");
         return;
     }
     if (mlen != 3 || memcmp(p, "GET", 3) != 0) {
         respond_text(c, 405, "Method Not Allowed", "only GET\n");
+        return;
+    }
+    if (is_health) {
+        respond_json(c, 200, "OK", "{\"status\":\"ok\"}\n");
+        return;
+    }
+    if (is_ready) {
+        respond_ready(c);
         return;
     }
     char *body = NULL;
@@ -323,6 +368,14 @@ int mesh_metrics_http_listen(mesh_metrics_http_t *srv, const char *host, int por
 int mesh_metrics_http_port(const mesh_metrics_http_t *srv)
 {
     return srv ? srv->port : 0;
+}
+
+void mesh_metrics_http_set_ready(mesh_metrics_http_t *srv, mesh_metrics_ready_fn fn, void *arg)
+{
+    if (srv == NULL)
+        return;
+    srv->ready_fn = fn;
+    srv->ready_arg = arg;
 }
 
 unsigned long mesh_metrics_http_scrapes(const mesh_metrics_http_t *srv)

@@ -338,6 +338,21 @@ static int close_loop(uv_loop_t *loop)
  * with the defaults) is logged and skipped: metrics are never a reason for a
  * service not to serve.
  */
+/* GET /readyz on the metrics port: draining comes first (an orchestrator
+ * stops routing to the instance before its work is handed back), then the
+ * service's own check. */
+static int skel_ready(void *arg, char *why, size_t why_size)
+{
+    skel_t *sk = arg;
+    if (sk->phase != PHASE_RUNNING || sk->svc == NULL) {
+        snprintf(why, why_size, "%s", sk->phase == PHASE_RUNNING ? "starting" : "draining");
+        return MESH_EUNAVAIL;
+    }
+    if (sk->def->ready != NULL)
+        return sk->def->ready(sk->svc, why, why_size);
+    return 0;
+}
+
 static void metrics_start(skel_t *sk, mesh_config_entry_t *common)
 {
     mesh_metrics_t *reg = mesh_metrics_global();
@@ -363,6 +378,7 @@ static void metrics_start(skel_t *sk, mesh_config_entry_t *common)
         mesh_metrics_http_destroy(&sk->metrics_http);
         return;
     }
+    mesh_metrics_http_set_ready(sk->metrics_http, skel_ready, sk);
     mesh_log_info("service", "metrics on http://%s:%d/metrics", host,
                   mesh_metrics_http_port(sk->metrics_http));
 }

@@ -408,6 +408,14 @@ static void on_keepalive(uv_timer_t *t)
     (void)t;
 }
 
+static int probe_ready(void *arg, char *why, size_t why_size)
+{
+    int rc = *(int *)arg;
+    if (rc != 0)
+        snprintf(why, why_size, "redis \"down\"\x01");
+    return rc;
+}
+
 static void test_http_listener(void **st)
 {
     (void)st;
@@ -462,6 +470,29 @@ static void test_http_listener(void **st)
     free(resp);
     free(big);
     assert_int_equal(mesh_metrics_http_scrapes(srv), 2);
+
+    /* Probes: /healthz always 200; /readyz follows the callback, 200 without one. */
+    const char hz[] = "GET /healthz HTTP/1.1\r\n\r\n";
+    assert_int_equal(http_exchange(&loop, port, hz, sizeof(hz) - 1, &resp), 200);
+    assert_non_null(strstr(resp, "{\"status\":\"ok\"}"));
+    free(resp);
+    const char rz[] = "GET /readyz HTTP/1.1\r\n\r\n";
+    assert_int_equal(http_exchange(&loop, port, rz, sizeof(rz) - 1, &resp), 200);
+    free(resp);
+    int ready_rc = MESH_EUNAVAIL;
+    mesh_metrics_http_set_ready(srv, probe_ready, &ready_rc);
+    assert_int_equal(http_exchange(&loop, port, rz, sizeof(rz) - 1, &resp), 503);
+    /* the reason is sanitised: the quote in it cannot break the JSON body */
+    assert_non_null(strstr(resp, "{\"status\":\"not_ready\",\"reason\":\"redis ?down??\"}"));
+    free(resp);
+    ready_rc = 0;
+    assert_int_equal(http_exchange(&loop, port, rz, sizeof(rz) - 1, &resp), 200);
+    assert_non_null(strstr(resp, "{\"status\":\"ready\"}"));
+    free(resp);
+    const char rzpost[] = "POST /readyz HTTP/1.1\r\nContent-Length: 0\r\n\r\n";
+    assert_int_equal(http_exchange(&loop, port, rzpost, sizeof(rzpost) - 1, &resp), 405);
+    free(resp);
+    assert_int_equal(mesh_metrics_http_scrapes(srv), 2); /* probes are not scrapes */
 
     /* A second listener on the same port fails cleanly (the service then serves without). */
     mesh_metrics_http_t *dup = mesh_metrics_http_new(&loop, reg);
