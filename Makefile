@@ -20,7 +20,7 @@ CMAKE_ARGS ?=
 CTEST_ARGS ?=
 
 # Every C file we own (generated and third-party trees excluded).
-C_SOURCES = $(shell find include lib services tests bench fuzz -type f \( -name '*.c' -o -name '*.h' \) \
+C_SOURCES = $(shell find include lib services tests bench fuzz utils -type f \( -name '*.c' -o -name '*.h' \) \
                       -not -path 'fuzz/corpus/*' -not -path 'fuzz/out/*' 2>/dev/null | sort)
 
 .PHONY: all deps build run test test-asan fuzz-smoke format-check format bench clean

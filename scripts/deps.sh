@@ -12,6 +12,7 @@ REQUIRED=(
     libjansson-dev libhttp-parser-dev libcmocka-dev
     redis-server procps curl
     clang clang-format
+    python3 python3-yaml yamllint docker-compose
 )
 # Sanitizer/fuzzer runtime for clang (make fuzz-smoke); its name carries the
 # LLVM version, so it is only installed where the distribution has it.
