@@ -44,9 +44,11 @@ RUN apt-get update \
 COPY --from=build /build/bin/mesh-router /build/bin/mesh-llm /build/bin/mesh-tools \
      /build/bin/mesh-memory /build/bin/mesh-gateway /build/bin/mesh-healthcheck /usr/local/bin/
 COPY data /usr/share/mesh/data
+COPY web /usr/share/mesh/web
 # In a container every listener faces the pod/compose network, not loopback;
 # everything else keeps the binaries' defaults (docs/configuration.md).
 ENV MESH_DATA_DIR=/usr/share/mesh/data \
+    MESH_WEB_DIR=/usr/share/mesh/web \
     MESH_HTTP_HOST=0.0.0.0 \
     MESH_METRICS_HOST=0.0.0.0 \
     MESH_FRONTEND_BIND=tcp://0.0.0.0:7001 \

@@ -1,7 +1,8 @@
 # Makefile - the project's entry points (the README's quick start uses two):
 #
 #   make run          install missing Debian packages, build into build/, run the mesh
-#   make test         install missing packages, build into build/, run every ctest test
+#   make test         install missing packages (test tools, npm packages, chromium too),
+#                     build into build/, run every ctest test
 #   make test-asan    the same with ASan+UBSan in build-asan/
 #   make fuzz-smoke   build the libFuzzer targets with clang and run each briefly
 #   make format-check clang-format --dry-run -Werror on every C file
@@ -23,12 +24,15 @@ CTEST_ARGS ?=
 C_SOURCES = $(shell find include lib services tests bench fuzz utils -type f \( -name '*.c' -o -name '*.h' \) \
                       -not -path 'fuzz/corpus/*' -not -path 'fuzz/out/*' 2>/dev/null | sort)
 
-.PHONY: all deps build run test test-asan fuzz-smoke format-check format bench clean
+.PHONY: all deps deps-test build run test test-asan fuzz-smoke format-check format bench clean
 
 all: build
 
 deps:
 	@bash scripts/deps.sh
+
+deps-test:
+	@bash scripts/deps.sh --test
 
 build: deps
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) $(CMAKE_ARGS)
@@ -37,10 +41,10 @@ build: deps
 run: build
 	bash scripts/run.sh $(CURDIR)/$(BUILD)/bin
 
-test: build
+test: build deps-test
 	cd $(BUILD) && ctest --output-on-failure -j$(JOBS) $(CTEST_ARGS)
 
-test-asan: deps
+test-asan: deps deps-test
 	cmake -S . -B $(BUILD_ASAN) -DCMAKE_BUILD_TYPE=Debug -DMESH_SANITIZE=ON $(CMAKE_ARGS)
 	cmake --build $(BUILD_ASAN) -j$(JOBS)
 	cd $(BUILD_ASAN) && ASAN_OPTIONS=detect_leaks=1 \

@@ -18,9 +18,10 @@
 #include <uv.h>
 
 #include "lg_hist.h"
+#include "lg_scen.h"
 
 #define LG_CONN_MAX   4096  /* -c upper bound */
-#define LG_REQ_MAX    1024  /* one request's bytes */
+#define LG_REQ_MAX    8192  /* one request's bytes (a scenario message is up to 2 KiB escaped) */
 #define LG_BODY_KEEP  65536 /* response body bytes kept for the check */
 #define LG_READ_BUF   65536 /* one read */
 #define LG_STATUS_MAX 600   /* HTTP status codes counted individually */
@@ -46,6 +47,8 @@ typedef struct {
     int policies;     /* conversations cycle over P10000 .. P10000+policies-1 */
     const char *lang; /* "zh", "en" or "mix" */
     bool quiet;
+    const char *scenario;     /* --scenario NAME, NULL for the built-in policy questions */
+    const char *scenario_dir; /* --scenario-dir (default bench/scenarios) */
 } lg_opts_t;
 
 typedef struct lg lg_t;
@@ -69,6 +72,11 @@ typedef struct lg_conn {
     int turn; /* next turn of the current conversation, 0-based */
     int policy;
     bool english;
+    /* scenario runs: the scenario of this connection and its current conversation */
+    size_t scen;
+    size_t sconv;
+    uint64_t conv_count; /* conversations this connection started */
+    unsigned long long seq;
     uint64_t sends;    /* open loop: requests scheduled so far */
     uint64_t sched_ns; /* when this request was due (open loop) or sent (closed) */
     char req[LG_REQ_MAX];
@@ -97,6 +105,7 @@ struct lg {
     uint64_t err_count[LG_ERR_N];
     uint64_t sent_total;
     uint64_t done_total;
+    lg_scen_set_t scen; /* scenario runs (scen.n == 0: the built-in questions) */
 };
 
 /* Start every connection (connects and, closed loop, sends the first turn). */

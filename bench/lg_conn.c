@@ -76,6 +76,8 @@ static void conn_fail(lg_conn_t *c, lg_err_t err)
         lg->done_total++;
         if (in_window(lg, now)) {
             lg->err_count[err]++;
+            if (lg->scen.n > 0)
+                lg->scen.s[c->scen].errors++;
         }
     }
     c->in_flight = false;
@@ -112,6 +114,33 @@ static void on_timeout(uv_timer_t *t)
     conn_fail(t->data, LG_ERR_TIMEOUT);
 }
 
+static void conn_start_request(lg_conn_t *c, uint64_t sched);
+
+/* The next message of the connection's scripted conversation (--scenario). */
+static void conn_send_scenario(lg_conn_t *c, uint64_t sched)
+{
+    lg_t *lg = c->lg;
+    const lg_scen_t *s = &lg->scen.s[c->scen];
+    const lg_sconv_t *cv = &s->convs[c->sconv];
+    static char text[LG_SCEN_MSG_MAX + 1];
+    char body[LG_SCEN_MSG_MAX + 256];
+    if (lg_scen_render(cv->msgs[(size_t)c->turn % cv->n_msgs], c->policy, c->seq, text,
+                       sizeof text) < 0) {
+        text[0] = '\0'; /* checked at load time: cannot happen with the bounds there */
+    }
+    int blen =
+        snprintf(body, sizeof body, "{\"text\":\"%s\",\"message_id\":\"m%d\",\"agent\":\"%s\"}",
+                 text, c->turn + 1, s->agent);
+    int rlen = snprintf(c->req, sizeof c->req,
+                        "POST /v1/conversations/%s/messages HTTP/1.1\r\n"
+                        "Host: %s:%d\r\n"
+                        "Content-Type: application/json\r\n"
+                        "Content-Length: %d\r\n\r\n%s",
+                        c->conv, lg->o.host, lg->o.port, blen, body);
+    c->req_len = rlen > 0 && (size_t)rlen < sizeof c->req ? (size_t)rlen : 0;
+    conn_start_request(c, sched);
+}
+
 /* Build and send the next turn; sched is the time latency is measured from. */
 static void conn_send(lg_conn_t *c, uint64_t sched)
 {
@@ -122,6 +151,18 @@ static void conn_send(lg_conn_t *c, uint64_t sched)
         c->policy = 10000 + (int)(seq % (uint64_t)lg->o.policies);
         c->english =
             strcmp(lg->o.lang, "en") == 0 || (strcmp(lg->o.lang, "mix") == 0 && (seq & 1u) == 1u);
+        c->seq = (unsigned long long)seq;
+        if (lg->scen.n > 0) {
+            /* connection i: scenario i mod n, its conversations in order from i mod m */
+            c->scen = (size_t)c->idx % lg->scen.n;
+            const lg_scen_t *s = &lg->scen.s[c->scen];
+            c->sconv = (size_t)((uint64_t)c->idx / lg->scen.n + c->conv_count) % s->n_convs;
+            c->conv_count++;
+        }
+    }
+    if (lg->scen.n > 0) {
+        conn_send_scenario(c, sched);
+        return;
     }
     const char *q = (c->english ? questions_en : questions_zh)[(size_t)c->turn % N_QUESTIONS];
     char text[256], body[512];
@@ -143,6 +184,13 @@ static void conn_send(lg_conn_t *c, uint64_t sched)
                         "Content-Length: %d\r\n\r\n%s",
                         c->conv, lg->o.host, lg->o.port, blen, body);
     c->req_len = (size_t)rlen;
+    conn_start_request(c, sched);
+}
+
+/* The request in c->req is ready: arm the timeout and write it. */
+static void conn_start_request(lg_conn_t *c, uint64_t sched)
+{
+    lg_t *lg = c->lg;
     c->sched_ns = sched;
     c->in_flight = true;
     c->body_len = 0;
@@ -208,7 +256,16 @@ static void conn_complete(lg_conn_t *c)
         c->body[c->body_len] = '\0';
         ok = strstr(c->body, "\"reply\"") != NULL;
     }
+    lg_scen_t *sc = lg->scen.n > 0 ? &lg->scen.s[c->scen] : NULL;
     if (in_window(lg, now)) {
+        if (sc != NULL) {
+            if (ok) {
+                sc->ok++;
+                lg_hist_record(&sc->hist, (now - c->sched_ns) / 1000u);
+            } else {
+                sc->errors++;
+            }
+        }
         if (ok) {
             lg->ok++;
             lg_hist_record(&lg->hist, (now - c->sched_ns) / 1000u);
@@ -219,7 +276,8 @@ static void conn_complete(lg_conn_t *c)
         }
     }
     /* a failed turn ends its conversation: the next turn would lack its history */
-    c->turn = ok ? (c->turn + 1) % lg->o.turns : 0;
+    int turns = sc != NULL ? (int)sc->convs[c->sconv].n_msgs : lg->o.turns;
+    c->turn = ok ? (c->turn + 1) % turns : 0;
     if (!http_should_keep_alive(&c->parser)) {
         conn_reconnect(c);
         return;

@@ -4,6 +4,8 @@
  *
  *   mesh-loadgen [-u http://127.0.0.1:8080] [-c 64] [-t 3] [-d 10] [-w 2]
  *                [-r turns/s] [-T timeout_ms] [-P policies] [-l zh|en|mix] [-q]
+ *                [--scenario policy_qa|claims_intake|health_review|life_trainer|mixed]
+ *                [--scenario-dir bench/scenarios]
  *
  * Prints a human summary and, last, one JSON line for scripts (bench/run.sh).
  * Exit status: 0 when the run completed (errors are reported, not fatal),
@@ -21,6 +23,7 @@
 
 #define NS_PER_S       1000000000.0
 #define LG_DEFAULT_URL "http://127.0.0.1:8080"
+#define LG_SCEN_DIR    "bench/scenarios"
 
 static void usage(FILE *out)
 {
@@ -38,7 +41,11 @@ static void usage(FILE *out)
             "  -P N       conversations cycle over policies P10000..P10000+N-1 (default 1, i.e.\n"
             "             P10000; use 400 for the whole sample set)\n"
             "  -l LANG    zh, en or mix (default zh)\n"
-            "  -q         only the JSON line\n");
+            "  -q         only the JSON line\n"
+            "  --scenario NAME   scripted conversations from <dir>/NAME.json: policy_qa,\n"
+            "             claims_intake, health_review, life_trainer, or mixed (every file,\n"
+            "             connection i runs scenario i mod n); -t is ignored (bench/README.md)\n"
+            "  --scenario-dir DIR  where the scenario files are (default " LG_SCEN_DIR ")\n");
 }
 
 static int parse_url(const char *url, lg_opts_t *o)
@@ -89,10 +96,21 @@ static int parse_options(int argc, char **argv, lg_opts_t *o)
     if (parse_url(LG_DEFAULT_URL, o) != 0) {
         return -1;
     }
+    o->scenario_dir = LG_SCEN_DIR;
+    static const struct option longs[] = {{"scenario", required_argument, NULL, 'S'},
+                                          {"scenario-dir", required_argument, NULL, 'D'},
+                                          {"help", no_argument, NULL, 'h'},
+                                          {NULL, 0, NULL, 0}};
     int ch;
     double v;
-    while ((ch = getopt(argc, argv, "u:c:t:d:w:r:T:P:l:qh")) != -1) {
+    while ((ch = getopt_long(argc, argv, "u:c:t:d:w:r:T:P:l:qh", longs, NULL)) != -1) {
         switch (ch) {
+        case 'S':
+            o->scenario = optarg;
+            break;
+        case 'D':
+            o->scenario_dir = optarg;
+            break;
         case 'u':
             if (parse_url(optarg, o) != 0) {
                 fprintf(stderr, "mesh-loadgen: bad URL %s\n", optarg);
@@ -222,9 +240,14 @@ static void report(const lg_t *lg)
     }
     double tps = (double)lg->ok / o->duration_s;
     if (!o->quiet) {
-        printf("mesh-loadgen: %s:%d, %d connections, %s, %d turns/conversation, "
+        char conv_desc[96];
+        if (o->scenario != NULL)
+            snprintf(conv_desc, sizeof conv_desc, "scripted conversations (%s)", o->scenario);
+        else
+            snprintf(conv_desc, sizeof conv_desc, "%d turns/conversation", o->turns);
+        printf("mesh-loadgen: %s:%d, %d connections, %s, %s, "
                "%.1f s measured after %.1f s warm-up\n",
-               o->host, o->port, o->conns, o->rate > 0 ? "open loop" : "closed loop", o->turns,
+               o->host, o->port, o->conns, o->rate > 0 ? "open loop" : "closed loop", conv_desc,
                o->duration_s, o->warmup_s);
         if (o->rate > 0) {
             printf("  target rate      %.1f turns/s\n", o->rate);
@@ -252,6 +275,31 @@ static void report(const lg_t *lg)
         ms(lg_hist_quantile(h, 0.90)), "p99_ms", ms(lg_hist_quantile(h, 0.99)), "p999_ms",
         ms(lg_hist_quantile(h, 0.999)), "max_ms", ms(h->max_us), "mean_ms",
         lg_hist_mean(h) / 1000.0, "errors_by", by);
+    if (j != NULL && lg->scen.n > 0) {
+        json_t *arr = json_array();
+        if (!o->quiet)
+            printf("  per scenario     turns/s | p50 p90 p99 p99.9 max (ms) | errors\n");
+        for (size_t k = 0; k < lg->scen.n; k++) {
+            const lg_scen_t *s = &lg->scen.s[k];
+            const lg_hist_t *sh = &s->hist;
+            double stps = (double)s->ok / o->duration_s;
+            if (!o->quiet)
+                printf("    %-14s %8.1f | %.3f %.3f %.3f %.3f %.3f | %llu\n", s->name, stps,
+                       ms(lg_hist_quantile(sh, 0.50)), ms(lg_hist_quantile(sh, 0.90)),
+                       ms(lg_hist_quantile(sh, 0.99)), ms(lg_hist_quantile(sh, 0.999)),
+                       ms(sh->max_us), (unsigned long long)s->errors);
+            json_array_append_new(
+                arr,
+                json_pack("{s:s, s:s, s:I, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:I}", "name",
+                          s->name, "agent", s->agent, "turns_ok", (json_int_t)s->ok, "turns_per_s",
+                          stps, "p50_ms", ms(lg_hist_quantile(sh, 0.50)), "p90_ms",
+                          ms(lg_hist_quantile(sh, 0.90)), "p99_ms", ms(lg_hist_quantile(sh, 0.99)),
+                          "p999_ms", ms(lg_hist_quantile(sh, 0.999)), "max_ms", ms(sh->max_us),
+                          "mean_ms", lg_hist_mean(sh) / 1000.0, "errors", (json_int_t)s->errors));
+        }
+        json_object_set_new(j, "scenario", json_string(o->scenario));
+        json_object_set_new(j, "scenarios", arr);
+    }
     char *line = j != NULL ? json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(6)) : NULL;
     if (line != NULL) {
         printf("%s\n", line);
@@ -270,6 +318,14 @@ int main(int argc, char **argv)
     }
     if (resolve(&lg) != 0) {
         return 2;
+    }
+    if (lg.o.scenario != NULL) {
+        char err[512];
+        if (lg_scen_load(lg.o.scenario_dir, lg.o.scenario, &lg.scen, err, sizeof err) != 0) {
+            fprintf(stderr, "mesh-loadgen: %s\n", err);
+            lg_scen_free(&lg.scen);
+            return 2;
+        }
     }
     lg.conns = calloc((size_t)lg.o.conns, sizeof *lg.conns);
     if (lg.conns == NULL) {
@@ -290,6 +346,7 @@ int main(int argc, char **argv)
     uv_run(lg.loop, UV_RUN_DEFAULT);
     uv_loop_close(lg.loop);
     report(&lg);
+    lg_scen_free(&lg.scen);
     free(lg.conns);
     return lg.ok > 0 ? 0 : 1;
 }

@@ -8,9 +8,16 @@
 # sampling RSS under load. Prints a markdown report and writes it to
 # bench/results/latest.md.
 #
+# Then 5. each digital worker's scripted conversations (mesh-loadgen --scenario,
+# bench/scenarios/<name>.json), one run per scenario plus "mixed", written to
+# bench/results/workers.md.
+#
 # Knobs (environment): BENCH_CONNS (64), BENCH_DURATION (10), BENCH_WARMUP (2),
 # BENCH_TURNS (3), BENCH_ROUTERS/BENCH_LLM/BENCH_TOOLS/BENCH_MEMORY (1 each),
-# BENCH_BUILD_DIR (build-bench), BENCH_LANG (zh).
+# BENCH_BUILD_DIR (build-bench), BENCH_LANG (zh), BENCH_SCENARIOS ("policy_qa
+# claims_intake health_review life_trainer mixed"; a missing file is skipped, "" skips
+# step 5), BENCH_SCENARIO_CONNS (16), BENCH_ONLY_SCENARIOS (0; 1 skips steps 2-4),
+# BENCH_NO_BUILD (0; 1 uses the binaries already in BENCH_BUILD_DIR/bin).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -21,6 +28,9 @@ DURATION=${BENCH_DURATION:-10}
 WARMUP=${BENCH_WARMUP:-2}
 TURNS=${BENCH_TURNS:-3}
 LANG_MIX=${BENCH_LANG:-zh}
+SCENARIOS=${BENCH_SCENARIOS-policy_qa claims_intake health_review life_trainer mixed}
+SCEN_CONNS=${BENCH_SCENARIO_CONNS:-16}
+ONLY_SCEN=${BENCH_ONLY_SCENARIOS:-0}
 declare -A COUNT=([router]=${BENCH_ROUTERS:-1} [llm]=${BENCH_LLM:-1} [tools]=${BENCH_TOOLS:-1}
                   [memory]=${BENCH_MEMORY:-1} [gateway]=1)
 SERVICES=(router llm tools memory gateway)
@@ -66,10 +76,14 @@ free_port() {
 }
 
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
-say "building Release into $BUILD"
-cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DMESH_BUILD_TESTS=OFF >"$WORK/cmake.log" 2>&1 ||
-    { cat "$WORK/cmake.log" >&2; exit 1; }
-cmake --build "$BUILD" -j"$(nproc)" >>"$WORK/cmake.log" 2>&1 || { tail -50 "$WORK/cmake.log" >&2; exit 1; }
+if [ "${BENCH_NO_BUILD:-0}" = 1 ]; then # use the binaries already in $BUILD/bin
+    say "using the existing build in $BUILD (BENCH_NO_BUILD=1)"
+else
+    say "building Release into $BUILD"
+    cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DMESH_BUILD_TESTS=OFF >"$WORK/cmake.log" 2>&1 ||
+        { cat "$WORK/cmake.log" >&2; exit 1; }
+    cmake --build "$BUILD" -j"$(nproc)" >>"$WORK/cmake.log" 2>&1 || { tail -50 "$WORK/cmake.log" >&2; exit 1; }
+fi
 BIN=$BUILD/bin
 
 REDIS_PORT=$(free_port)
@@ -160,6 +174,71 @@ sample_rss() { # sample until the file $1 disappears, keeping the peak per servi
 LOADGEN=("$BIN/mesh-loadgen" -u "http://127.0.0.1:$HTTP_PORT" -t "$TURNS" -w "$WARMUP"
          -d "$DURATION" -P 400 -l "$LANG_MIX" -T 30000)
 
+CPU=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
+CORES=$(nproc)
+COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
+git -C "$ROOT" diff --quiet HEAD 2>/dev/null || COMMIT="$COMMIT (with local changes)"
+field() { sed -E "s/.*\"$2\":([^,}]+).*/\1/" <<<"$1"; }
+num() { awk -v v="$(field "$1" "$2")" -v f="$3" 'BEGIN { printf f, v }'; }
+
+# 5. the digital workers' scripted conversations, one loadgen run per scenario
+run_scenarios() {
+    local name j rows="" file=$OUT_DIR/workers.md
+    for name in $SCENARIOS; do
+        if [ "$name" != mixed ] && [ ! -f "$ROOT/bench/scenarios/$name.json" ]; then
+            say "scenario $name: no bench/scenarios/$name.json, skipped"
+            continue
+        fi
+        say "scenario $name: $SCEN_CONNS connections, closed loop, ${DURATION}s"
+        "$BIN/mesh-loadgen" -u "http://127.0.0.1:$HTTP_PORT" -w "$WARMUP" -d "$DURATION" -P 400 \
+            -T 30000 -c "$SCEN_CONNS" --scenario "$name" --scenario-dir "$ROOT/bench/scenarios" |
+            tee "$WORK/scen-$name.txt" >&2 || true
+        j=$(grep '^{' "$WORK/scen-$name.txt" | tail -1)
+        [ -n "$j" ] || continue
+        local top=${j%%,\"scenario\":*} # the run's own numbers, not its per-scenario rows
+        rows+=$(printf '| %s | %s | %s | %s | %s | %s | %s | %s |' "$name" \
+            "$(num "$top" turns_per_s %.0f)" "$(num "$top" p50_ms %.2f)" "$(num "$top" p90_ms %.2f)" \
+            "$(num "$top" p99_ms %.2f)" "$(num "$top" p999_ms %.2f)" "$(num "$top" max_ms %.2f)" \
+            "$(field "$top" errors)")$'\n'
+        if [ "$name" = mixed ]; then # the per-scenario rows of the mixed run
+            rows+=$(python3 - "$j" <<'PY' || true
+import json, sys
+for s in json.loads(sys.argv[1]).get("scenarios", []):
+    print("| mixed: %s | %.0f | %.2f | %.2f | %.2f | %.2f | %.2f | %d |" % (s["name"],
+          s["turns_per_s"], s["p50_ms"], s["p90_ms"], s["p99_ms"], s["p999_ms"], s["max_ms"],
+          s["errors"]))
+PY
+)$'\n'
+        fi
+    done
+    [ -n "$rows" ] || return 0
+    mkdir -p "$OUT_DIR"
+    {
+        echo "## Digital workers under load ($(date -u +%Y-%m-%d))"
+        echo
+        echo "Conditions: ${CPU:-unknown CPU}, $CORES cores shared by the load generator and every"
+        echo "service, Release build, commit $COMMIT, Linux $(uname -r), load average before the run:"
+        echo "$LOAD_BEFORE. Mesh: ${COUNT[router]} router, ${COUNT[llm]} llm (rules backend), ${COUNT[tools]} tools,"
+        echo "${COUNT[memory]} memory, 1 gateway, Redis without persistence; MESH_LOG_LEVEL=$MESH_LOG_LEVEL."
+        echo "Command: \`BENCH_SCENARIO_CONNS=$SCEN_CONNS BENCH_DURATION=$DURATION BENCH_WARMUP=$WARMUP"
+        echo "bench/run.sh\` (step 5: \`mesh-loadgen -c $SCEN_CONNS --scenario <name>\`, closed loop,"
+        echo "${WARMUP}s warm-up, ${DURATION}s measured). A turn is one customer message of a scripted"
+        echo "conversation (bench/scenarios/<name>.json) through the gateway: every llm step, tool call"
+        echo "and memory read/write of that worker; a claims_intake turn is 2-3 llm steps."
+        echo
+        echo "| scenario | turns/s | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | errors |"
+        echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+        printf '%s' "$rows"
+    } >"$file"
+    cat "$file" >&2
+    say "written to bench/results/workers.md"
+}
+
+if [ "$ONLY_SCEN" = 1 ]; then
+    run_scenarios
+    exit 0
+fi
+
 touch "$WORK/sampling"
 sample_rss "$WORK/sampling" &
 SAMPLER=$!
@@ -184,8 +263,6 @@ while read -r svc r; do
     [ "${r:-0}" -gt "${PEAK[$svc]:-0}" ] && PEAK[$svc]=$r
 done <"$WORK/rss-samples.txt"
 
-field() { sed -E "s/.*\"$2\":([^,}]+).*/\1/" <<<"$1"; }
-num() { awk -v v="$(field "$1" "$2")" -v f="$3" 'BEGIN { printf f, v }'; }
 errors_by() { # "" when none, else the kinds, e.g. " (503: 3, timeout: 1)"
     local by
     by=$(sed -E 's/.*"errors_by":\{([^}]*)\}.*/\1/' <<<"$1" | tr -d '"' | sed 's/:/: /g; s/,/, /g')
@@ -193,10 +270,6 @@ errors_by() { # "" when none, else the kinds, e.g. " (503: 3, timeout: 1)"
     return 0
 }
 
-CPU=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
-CORES=$(nproc)
-COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
-git -C "$ROOT" diff --quiet HEAD 2>/dev/null || COMMIT="$COMMIT (with local changes)"
 mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 
 mkdir -p "$OUT_DIR"
@@ -236,3 +309,4 @@ mkdir -p "$OUT_DIR"
 echo
 cat "$OUT_DIR/latest.md"
 say "written to bench/results/latest.md"
+run_scenarios

@@ -1,6 +1,7 @@
 /*
  * fuzz_msg.c - libFuzzer target for the body decoders: mesh_request_decode,
- * mesh_reply_decode and mesh_ready_decode, all three on every input.
+ * mesh_reply_decode, mesh_ready_decode and mesh_cancel_decode, all four on
+ * every input.
  *
  * On success the decoded struct is re-encoded (which must succeed: whatever
  * a decoder accepts, the encoder must be able to send) and decoded again,
@@ -14,6 +15,7 @@
 #include "mesh/mesh_err.h"
 #include "mesh/mesh_mp.h"
 #include "mesh/mesh_msg.h"
+#include "mesh/mesh_proto.h"
 
 static int ok_error(int rc)
 {
@@ -111,10 +113,31 @@ static void fuzz_ready(const uint8_t *data, size_t size)
     msgpack_sbuffer_destroy(&sb);
 }
 
+/* A CANCEL body: an accepted id must encode and decode to itself. */
+static void fuzz_cancel(const uint8_t *data, size_t size)
+{
+    char a[MESH_ID_MAX + 1], b[MESH_ID_MAX + 1];
+    int rc = mesh_cancel_decode(data, size, a);
+    if (rc != 0) {
+        if (rc != MESH_EPROTO)
+            abort();
+        return;
+    }
+    if (a[0] == '\0')
+        abort();
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    if (mesh_cancel_encode(a, &sb) != 0 || mesh_cancel_decode(sb.data, sb.size, b) != 0 ||
+        strcmp(a, b) != 0)
+        abort();
+    msgpack_sbuffer_destroy(&sb);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     fuzz_request(data, size);
     fuzz_reply(data, size);
     fuzz_ready(data, size);
+    fuzz_cancel(data, size);
     return 0;
 }

@@ -11,9 +11,13 @@ The generated file is checked in; regenerate it only when the shape changes
 and commit the result together with this script. Products come from
 data/products/*.json (ids med-million-2024, ci-guard-2024, motor-2024).
 
-Fixed points the tests and the demo rely on (kept whatever the seed):
+Fixed points the tests and the demo rely on (kept whatever the seed; with
+the default seed the generator produces exactly these anyway):
   P10023  active med-million-2024 policy, holder has social insurance,
-          deductible_used 0, limit_used 0.
+          deductible_used 0, limit_used 0, 2026-03-01 .. 2027-02-28.
+  P10003  active motor-2024 policy, plate 川Z·S****, vehicle_damage 450000,
+          third_party 1000000.
+  P10001  active ci-guard-2024 policy, sum assured 500000.
 All holder names and plates are masked ("张*", "沪A·1****"); nothing here is
 about a real person.
 """
@@ -154,22 +158,44 @@ def one_policy(rng, no):
     return p
 
 
+FIXED = {
+    # active med-million policy, social insurance, nothing used yet (health review scenarios)
+    "P10023": {
+        "product_id": MEDICAL, "status": "active", "holder": "张*",
+        "start_date": "2026-03-01", "end_date": "2027-02-28", "social_insurance": True,
+        "deductible_used": 0, "limit_used": 0,
+    },
+    # active motor policy (claims intake scenarios, fee.calc motor estimates)
+    "P10003": {
+        "product_id": MOTOR, "status": "active", "holder": "韩*",
+        "start_date": "2026-02-02", "end_date": "2027-02-01", "social_insurance": False,
+        "plate": "川Z·S****",
+        "cover_limits": {"vehicle_damage": 450000, "third_party": 1000000},
+    },
+    # active critical-illness policy (life-agent trainer, policy Q&A)
+    "P10001": {
+        "product_id": CRITICAL, "status": "active", "holder": "吕*",
+        "start_date": "2022-11-12", "end_date": "2042-11-11", "social_insurance": True,
+        "sum_assured": 500000,
+        "cover_limits": {"severe_illness": 500000, "mild_illness": 150000},
+    },
+}
+# keys a fixed point must not keep from whatever the seed generated there
+TYPE_KEYS = ("deductible_used", "limit_used", "sum_assured", "cover_limits", "plate")
+
+
 def fixed_points(policies):
-    """Overwrite the policies that tests and the demo name explicitly."""
+    """Overwrite the policies that tests and the demo name explicitly (data/README.md,
+    "Scenario policies"). With the default seed these are exactly what the generator
+    produces anyway, so the output is unchanged; with another seed they are forced."""
     for p in policies:
-        if p["policy_no"] == "P10023":
-            for k in ("sum_assured", "cover_limits", "plate"):
+        want = FIXED.get(p["policy_no"])
+        if want is None:
+            continue
+        for k in TYPE_KEYS:
+            if k not in want:
                 p.pop(k, None)
-            p.update({
-                "product_id": MEDICAL,
-                "status": "active",
-                "holder": "张*",
-                "start_date": "2026-03-01",
-                "end_date": "2027-02-28",
-                "social_insurance": True,
-                "deductible_used": 0,
-                "limit_used": 0,
-            })
+        p.update(want)
 
 
 def generate(seed, count):

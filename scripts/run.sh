@@ -29,6 +29,7 @@ export MESH_REDIS_HOST=${MESH_REDIS_HOST:-127.0.0.1}
 export MESH_REDIS_PORT=$REDIS_PORT
 export MESH_DATA_DIR=${MESH_DATA_DIR:-$ROOT/data}
 export MESH_HTTP_HOST=$HTTP_HOST MESH_HTTP_PORT=$HTTP_PORT
+export MESH_WEB_DIR=${MESH_WEB_DIR:-$ROOT/web}
 
 SERVICES=(router llm tools memory gateway)
 declare -A PID=()
@@ -47,6 +48,19 @@ command -v redis-server >/dev/null || { say "redis-server not found (scripts/dep
 command -v curl >/dev/null || { say "curl not found (scripts/deps.sh installs it)"; exit 1; }
 
 mkdir -p "$LOG_DIR" "$RUN_DIR/redis"
+
+# The console (/console) and the people API need a key. Unless one is given,
+# make a local one once (run/people-keys, readable by this user only) and
+# show it in the banner.
+PEOPLE_KEY_NOTE=
+if [ -z "${MESH_PEOPLE_KEYS:-}" ] && [ -z "${MESH_PEOPLE_KEYS_FILE:-}" ]; then
+    if [ ! -s "$RUN_DIR/people-keys" ]; then
+        (umask 077 && printf 'demo:%s\n' "$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')" \
+            >"$RUN_DIR/people-keys")
+    fi
+    export MESH_PEOPLE_KEYS_FILE=$RUN_DIR/people-keys
+    PEOPLE_KEY_NOTE="console key (person \"demo\"): $(cut -d: -f2 "$RUN_DIR/people-keys" | head -n 1)"
+fi
 
 redis_ping() {
     # A bare RESP PING over bash's /dev/tcp: no redis-cli needed.
@@ -159,6 +173,8 @@ fi
 cat <<BANNER
 
   mesh is running: gateway http://$HTTP_HOST:$HTTP_PORT  (Redis on 127.0.0.1:$REDIS_PORT)
+  web chat: http://$HTTP_HOST:$HTTP_PORT/      console: http://$HTTP_HOST:$HTTP_PORT/console
+  ${PEOPLE_KEY_NOTE}
   logs: $LOG_DIR/{router,llm,tools,memory,gateway,redis}.log
 
   try:

@@ -61,7 +61,10 @@ int mesh_client_start(mesh_client_t *c);
 int mesh_client_request(mesh_client_t *c, const char *service, const mesh_request_t *req,
                         mesh_client_cb cb, void *arg, uint64_t *handle);
 
-/* Forget a request: its callback is never called again. Safe with stale handles. */
+/* Forget a request: its callback is never called again. Safe with stale handles.
+ * (CANCEL, 2026-11-29: also sends a best-effort CANCEL {v, id} to the router the
+ * request went to, so the router drops it from its queue, sends the worker a
+ * CANCEL, or cancels the agent turn; nothing is answered for it.) */
 void mesh_client_cancel(mesh_client_t *c, uint64_t handle);
 
 /* Number of routers currently considered alive. */

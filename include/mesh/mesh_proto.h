@@ -10,6 +10,7 @@
  *     FINAL     ["MESHC01"][0x03][service][body]     router -> client
  *     HEARTBEAT ["MESHC01"][0x04]                    both ways
  *     DISCONNECT["MESHC01"][0x05]                    both ways
+ *     CANCEL    ["MESHC01"][0x06][service][body]     client -> router
  *
  *   worker <-> router  (worker DEALER -> router backend ROUTER)
  *     READY     ["MESHW01"][0x01][service][body]     worker -> router
@@ -18,6 +19,7 @@
  *     FINAL     ["MESHW01"][0x04][body]              worker -> router
  *     HEARTBEAT ["MESHW01"][0x05]                    both ways
  *     DISCONNECT["MESHW01"][0x06]                    both ways
+ *     CANCEL    ["MESHW01"][0x07][body]              router -> worker
  *
  * Bodies are one msgpack map each (mesh_msg.h). mesh_proto_decode() checks
  * the signature, the command byte, the exact frame count for the command,
@@ -30,6 +32,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "mesh_limits.h"
+
 #define MESH_PROTO_CLIENT  "MESHC01"
 #define MESH_PROTO_WORKER  "MESHW01"
 #define MESH_PROTO_SIG_LEN 7
@@ -40,6 +44,7 @@ typedef enum {
     MESH_C_FINAL = 0x03,
     MESH_C_HEARTBEAT = 0x04,
     MESH_C_DISCONNECT = 0x05,
+    MESH_C_CANCEL = 0x06, /* body: CANCEL body (mesh_cancel_encode) */
 } mesh_client_cmd_t;
 
 typedef enum {
@@ -49,6 +54,7 @@ typedef enum {
     MESH_W_FINAL = 0x04,
     MESH_W_HEARTBEAT = 0x05,
     MESH_W_DISCONNECT = 0x06,
+    MESH_W_CANCEL = 0x07, /* body: CANCEL body (mesh_cancel_encode) */
 } mesh_worker_cmd_t;
 
 typedef enum {
@@ -96,5 +102,20 @@ const char *mesh_proto_cmd_name(mesh_side_t side, uint8_t cmd);
 
 /* 1 if s[0..len) is a valid service name. */
 int mesh_proto_service_valid(const char *s, size_t len);
+
+/* ------------------------------------------------------------------------
+ * CANCEL (2026-11-29, stream engineer). The body of MESH_C_CANCEL and
+ * MESH_W_CANCEL is the msgpack map {"v": 1, "id": <request id>}: the
+ * request being cancelled, 1..MESH_ID_MAX bytes of [A-Za-z0-9._:-].
+ * Unknown keys are ignored, "v" above MESH_MSG_VERSION or 0 is refused.
+ * A CANCEL is best-effort and never answered.
+ * ------------------------------------------------------------------------ */
+struct msgpack_sbuffer;
+
+/* Append the CANCEL body for id to sb. 0 or MESH_EINVAL (id empty, too long, bad byte). */
+int mesh_cancel_encode(const char *id, struct msgpack_sbuffer *sb);
+
+/* Decode a CANCEL body into id_out. 0 or MESH_EPROTO (malformed, bad id, bad v). */
+int mesh_cancel_decode(const void *buf, size_t len, char id_out[MESH_ID_MAX + 1]);
 
 #endif

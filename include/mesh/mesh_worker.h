@@ -96,4 +96,23 @@ void mesh_worker_drain(mesh_worker_t *w, uint64_t grace_ms,
  */
 void mesh_worker_destroy(mesh_worker_t **w_p);
 
+/* ------------------------------------------------------------------------
+ * CANCEL (2026-11-29, stream engineer; docs/protocol/mesh-mdp.md).
+ * A router sends CANCEL {v, id} when the requester gave up on a request.
+ * fn is called (on the loop) for a request the handler still holds that
+ * came from that router; the handler should stop its work and must still
+ * call mesh_worker_final() for it soon. After the CANCEL,
+ * mesh_worker_partial() sends nothing and returns MESH_ECANCELED, and
+ * mesh_worker_final() returns MESH_ECANCELED and sends only a data-less
+ * FINAL with status canceled, which the router uses to free the worker's
+ * capacity slot and never relays. Without a handler (fn NULL, the default)
+ * CANCEL is ignored and the request runs to its normal end.
+ * ------------------------------------------------------------------------ */
+void mesh_worker_set_cancel_handler(mesh_worker_t *w,
+                                    void (*fn)(mesh_worker_t *, mesh_worker_req_t *, void *),
+                                    void *arg);
+
+/* true once a CANCEL arrived for req (for handlers that poll instead). */
+bool mesh_worker_req_canceled(const mesh_worker_req_t *req);
+
 #endif

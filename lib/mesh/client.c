@@ -848,6 +848,14 @@ void mesh_client_cancel(mesh_client_t *c, uint64_t handle)
     creq_t *q = c->slots[s];
     if (!q || c->slot_gen[s] != (uint32_t)(handle >> 32))
         return;
+    /* Tell the router (best effort): it drops the queued request or stops the
+     * worker / agent turn working on it. A failed send changes nothing here:
+     * the request is forgotten either way and a late answer is dropped. */
+    client_router_t *r = &c->routers[q->router];
+    c->sb.size = 0;
+    if (r->sock && mesh_cancel_encode(q->id, &c->sb) == 0 &&
+        router_send(r, MESH_C_CANCEL, q->service, c->sb.data, c->sb.size) != 0)
+        mesh_log_debug(SUBSYS, "CANCEL for %s not sent to %s", q->id, r->endpoint);
     metrics_done(c, q, MESH_ECANCELED);
     creq_unlink(c, q);
     creq_free(c, q);

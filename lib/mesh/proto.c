@@ -9,10 +9,13 @@
  */
 #include "mesh/mesh_proto.h"
 
+#include <msgpack.h>
 #include <string.h>
 
 #include "mesh/mesh_err.h"
 #include "mesh/mesh_limits.h"
+#include "mesh/mesh_mp.h"
+#include "mesh/mesh_msg.h"
 
 /* What follows the signature and command frames for one command. */
 typedef struct {
@@ -25,13 +28,14 @@ typedef struct {
 static const cmd_shape_t s_client_cmds[] = {
     [MESH_C_REQUEST] = {"REQUEST", 1, 1},       [MESH_C_PARTIAL] = {"PARTIAL", 1, 1},
     [MESH_C_FINAL] = {"FINAL", 1, 1},           [MESH_C_HEARTBEAT] = {"HEARTBEAT", 0, 0},
-    [MESH_C_DISCONNECT] = {"DISCONNECT", 0, 0},
+    [MESH_C_DISCONNECT] = {"DISCONNECT", 0, 0}, [MESH_C_CANCEL] = {"CANCEL", 1, 1},
 };
 
 static const cmd_shape_t s_worker_cmds[] = {
     [MESH_W_READY] = {"READY", 1, 1},         [MESH_W_REQUEST] = {"REQUEST", 0, 1},
     [MESH_W_PARTIAL] = {"PARTIAL", 0, 1},     [MESH_W_FINAL] = {"FINAL", 0, 1},
     [MESH_W_HEARTBEAT] = {"HEARTBEAT", 0, 0}, [MESH_W_DISCONNECT] = {"DISCONNECT", 0, 0},
+    [MESH_W_CANCEL] = {"CANCEL", 0, 1},
 };
 
 #define N_CLIENT_CMDS (sizeof(s_client_cmds) / sizeof(s_client_cmds[0]))
@@ -157,4 +161,86 @@ const char *mesh_proto_cmd_name(mesh_side_t side, uint8_t cmd)
 {
     const cmd_shape_t *shape = shape_of(side, cmd);
     return shape != NULL ? shape->name : "?";
+}
+
+/* ---- CANCEL body ---- */
+
+/* Request ids: 1..MESH_ID_MAX of [A-Za-z0-9._:-] (as in mesh_msg.c). */
+static int cancel_id_valid(const char *s, size_t len)
+{
+    if (len < 1 || len > MESH_ID_MAX)
+        return 0;
+    for (size_t k = 0; k < len; k++) {
+        unsigned char c = (unsigned char)s[k];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == ':' || c == '-'))
+            return 0;
+    }
+    return 1;
+}
+
+int mesh_cancel_encode(const char *id, struct msgpack_sbuffer *sb)
+{
+    if (id == NULL || sb == NULL)
+        return MESH_EINVAL;
+    size_t n = strnlen(id, MESH_ID_MAX + 1);
+    if (!cancel_id_valid(id, n))
+        return MESH_EINVAL;
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 2);
+    mesh_mp_pack_str(&pk, "v");
+    msgpack_pack_uint32(&pk, MESH_MSG_VERSION);
+    mesh_mp_pack_str(&pk, "id");
+    mesh_mp_pack_strn(&pk, id, n);
+    return 0;
+}
+
+static int key_is(const mesh_mp_item_t *it, const char *name)
+{
+    size_t n = strlen(name);
+    return it->kind == MESH_MP_STR && it->u == n && memcmp(it->ptr, name, n) == 0;
+}
+
+static int cancel_decode(const void *buf, size_t len, char *id_out)
+{
+    if (buf == NULL || len == 0 || mesh_mp_prescan(buf, len) != 0)
+        return MESH_EPROTO;
+    size_t pos = 0;
+    mesh_mp_item_t it;
+    if (mesh_mp_read(buf, len, &pos, &it) != 0 || it.kind != MESH_MP_MAP)
+        return MESH_EPROTO;
+    uint64_t pairs = it.u;
+    int have_v = 0, have_id = 0;
+    for (uint64_t k = 0; k < pairs; k++) {
+        mesh_mp_item_t key, val;
+        if (mesh_mp_read(buf, len, &pos, &key) != 0 || key.kind != MESH_MP_STR)
+            return MESH_EPROTO;
+        if (key_is(&key, "v")) {
+            if (have_v || mesh_mp_read(buf, len, &pos, &val) != 0 || val.kind != MESH_MP_UINT ||
+                val.u < 1 || val.u > MESH_MSG_VERSION)
+                return MESH_EPROTO;
+            have_v = 1;
+        } else if (key_is(&key, "id")) {
+            if (have_id || mesh_mp_read(buf, len, &pos, &val) != 0 || val.kind != MESH_MP_STR ||
+                !cancel_id_valid(val.ptr, (size_t)val.u))
+                return MESH_EPROTO;
+            memcpy(id_out, val.ptr, (size_t)val.u);
+            id_out[val.u] = '\0';
+            have_id = 1;
+        } else if (mesh_mp_skip(buf, len, &pos) != 0) {
+            return MESH_EPROTO;
+        }
+    }
+    return (have_v && have_id && pos == len) ? 0 : MESH_EPROTO;
+}
+
+int mesh_cancel_decode(const void *buf, size_t len, char id_out[MESH_ID_MAX + 1])
+{
+    if (id_out == NULL)
+        return MESH_EINVAL;
+    int rc = cancel_decode(buf, len, id_out);
+    if (rc != 0)
+        id_out[0] = '\0';
+    return rc;
 }

@@ -75,6 +75,7 @@ struct mesh_worker_req {
     uint64_t deadline_at; /* uv_now() scale */
     uint64_t start_ns;    /* uv_hrtime() when handed to the handler */
     bool answered;        /* a FINAL already went out (drain grace expired) */
+    bool canceled;        /* the router sent CANCEL for it (no more PARTIALs) */
     mesh_span_t span;     /* "<service> <op>", child of the request's traceparent */
     mesh_request_t msg;
 };
@@ -90,6 +91,9 @@ struct mesh_worker {
     mesh_zsock_opts_t zopts;
     mesh_worker_handler_fn handler;
     void *arg;
+    /* CANCEL (mesh_worker_set_cancel_handler); NULL: CANCEL is ignored */
+    void (*cancel_fn)(mesh_worker_t *, mesh_worker_req_t *, void *);
+    void *cancel_arg;
 
     worker_link_t links[MESH_MAX_ROUTERS];
     int n_links;
@@ -459,6 +463,38 @@ static void handle_request(worker_link_t *l, const void *body, size_t len)
     mesh_log_ctx_swap(prev_ctx);
 }
 
+/*
+ * CANCEL from the router: find the request it names among those held that
+ * came on this link and generation (a router can only cancel its own), mark
+ * it and tell the handler. Without a cancel handler the request just runs on.
+ */
+static void handle_cancel(worker_link_t *l, const void *body, size_t len)
+{
+    mesh_worker_t *w = l->w;
+    char sample[4 * MESH_LOG_SAMPLE_MAX + 4];
+    char id[MESH_ID_MAX + 1];
+
+    if (mesh_cancel_decode(body, len, id) != 0) {
+        mesh_log_warn(SUBSYS, "malformed CANCEL from %s dropped: body \"%s\"", l->endpoint,
+                      mesh_log_sanitize(body, len, sample, sizeof(sample)));
+        return;
+    }
+    mesh_worker_req_t *r = w->reqs;
+    while (r && !(r->link == l->index && r->generation == l->generation && !r->answered &&
+                  strcmp(r->msg.id, id) == 0))
+        r = r->next;
+    if (!r || r->canceled) {
+        mesh_log_debug(SUBSYS, "CANCEL for unknown or finished id=%s ignored",
+                       mesh_log_sanitize(id, strlen(id), sample, sizeof(sample)));
+        return;
+    }
+    if (!w->cancel_fn)
+        return;
+    r->canceled = true;
+    /* The handler may final r, destroy the worker or close this link: touch nothing after. */
+    w->cancel_fn(w, r, w->cancel_arg);
+}
+
 static void on_link_recv(mesh_uvzmq_t *s, const mesh_frame_t *frames, size_t n, void *arg)
 {
     worker_link_t *l = arg;
@@ -488,6 +524,9 @@ static void on_link_recv(mesh_uvzmq_t *s, const mesh_frame_t *frames, size_t n, 
         return;
     case MESH_W_REQUEST:
         handle_request(l, pm.body, pm.body_len);
+        return;
+    case MESH_W_CANCEL:
+        handle_cancel(l, pm.body, pm.body_len);
         return;
     case MESH_W_DISCONNECT:
         if (!l->announced) {
@@ -710,10 +749,27 @@ static worker_link_t *req_link(mesh_worker_req_t *req)
     return l;
 }
 
+void mesh_worker_set_cancel_handler(mesh_worker_t *w,
+                                    void (*fn)(mesh_worker_t *, mesh_worker_req_t *, void *),
+                                    void *arg)
+{
+    if (!w)
+        return;
+    w->cancel_fn = fn;
+    w->cancel_arg = arg;
+}
+
+bool mesh_worker_req_canceled(const mesh_worker_req_t *req)
+{
+    return req && req->canceled;
+}
+
 int mesh_worker_partial(mesh_worker_req_t *req, const json_t *data)
 {
     if (!req)
         return MESH_EINVAL;
+    if (req->canceled)
+        return MESH_ECANCELED;
     worker_link_t *l = req_link(req);
     if (!l)
         return MESH_ECANCELED;
@@ -731,8 +787,18 @@ int mesh_worker_final(mesh_worker_req_t *req, int status, const char *errmsg, co
         return MESH_ECANCELED;
     }
     worker_link_t *l = req_link(req);
-    int rc =
-        l ? link_send_reply(l, MESH_W_FINAL, req->msg.id, status, errmsg, data) : MESH_ECANCELED;
+    int rc;
+    if (req->canceled) {
+        /* The router forgot the request already; this FINAL (no data) only
+         * frees the capacity slot it keeps for it until the worker is done. */
+        status = MESH_ECANCELED;
+        if (l)
+            link_send_reply(l, MESH_W_FINAL, req->msg.id, MESH_ECANCELED, "canceled", NULL);
+        rc = MESH_ECANCELED;
+    } else {
+        rc = l ? link_send_reply(l, MESH_W_FINAL, req->msg.id, status, errmsg, data)
+               : MESH_ECANCELED;
+    }
     req_unlink(w, req);
     w->held--;
     mesh_gauge_add(w->s_inflight, -1);

@@ -9,7 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "channels.h"
+#include "gw_agents.h"
 #include "gw_metrics.h"
+#include "gw_sse.h"
 #include "json_io.h"
 #include "mesh/mesh_err.h"
 #include "mesh/mesh_log.h"
@@ -47,6 +50,8 @@ gateway_t *gateway_new(uv_loop_t *loop, void *zctx, const gateway_config_t *cfg)
     gw->client = mesh_client_new(loop, zctx, &gw->cfg.client);
     if (!gw->client)
         goto fail;
+    if (gw->cfg.data_dir && gateway_reload(gw) != 0)
+        mesh_log_warn("gateway", "no agent catalogue: GET /v1/models lists nothing");
     return gw;
 fail:
     gateway_destroy(&gw);
@@ -75,14 +80,68 @@ int gateway_port(const gateway_t *gw)
     return gateway_http_server_port(gw->http);
 }
 
+int gateway_reload(gateway_t *gw)
+{
+    if (!gw || !gw->cfg.data_dir)
+        return MESH_EINVAL;
+    gateway_agents_t *a = NULL;
+    int rc = gateway_agents_load(gw->cfg.data_dir, &a);
+    if (rc != 0) {
+        mesh_log_warn("gateway", "agents from %s/agents not (re)loaded: %s", gw->cfg.data_dir,
+                      mesh_strerror(rc));
+        return rc;
+    }
+    gateway_agents_destroy(&gw->agents);
+    gw->agents = a;
+    mesh_log_info("gateway", "%zu agent(s) in the catalogue", gateway_agents_count(a));
+    return 0;
+}
+
 mesh_client_t *gateway_client(gateway_t *gw)
 {
     return gw->client;
 }
 
+static void drain_timer_closed(uv_handle_t *h)
+{
+    free(h);
+}
+
+static void drain_now(uv_timer_t *t)
+{
+    gateway_t *gw = t->data;
+    uv_close((uv_handle_t *)t, drain_timer_closed);
+    gw->drain_timer = NULL;
+    mesh_log_info("gateway", "draining: no new connections, finishing open requests");
+    gateway_http_server_drain(gw->http, gw->drain_done, gw->drain_arg);
+}
+
 void gateway_drain(gateway_t *gw, void (*done)(void *arg), void *arg)
 {
+    gw->draining = true;
+    gw->drain_done = done;
+    gw->drain_arg = arg;
+    if (gw->cfg.drain_delay_ms > 0) {
+        /* Keep serving while the orchestrator notices /readyz: closing the
+         * listener at once refuses the requests already routed here. */
+        gw->drain_timer = malloc(sizeof(*gw->drain_timer));
+        if (gw->drain_timer && uv_timer_init(gw->loop, gw->drain_timer) == 0) {
+            gw->drain_timer->data = gw;
+            uv_timer_start(gw->drain_timer, drain_now, gw->cfg.drain_delay_ms, 0);
+            mesh_log_info("gateway", "draining: /readyz is 503, still serving for %llu ms",
+                          (unsigned long long)gw->cfg.drain_delay_ms);
+            return;
+        }
+        free(gw->drain_timer);
+        gw->drain_timer = NULL;
+    }
+    mesh_log_info("gateway", "draining: no new connections, finishing open requests");
     gateway_http_server_drain(gw->http, done, arg);
+}
+
+bool gateway_draining(const gateway_t *gw)
+{
+    return gw->draining;
 }
 
 void gateway_destroy(gateway_t **gw_p)
@@ -91,11 +150,17 @@ void gateway_destroy(gateway_t **gw_p)
         return;
     gateway_t *gw = *gw_p;
     *gw_p = NULL;
+    if (gw->drain_timer) {
+        uv_close((uv_handle_t *)gw->drain_timer, drain_timer_closed);
+        gw->drain_timer = NULL;
+    }
     if (gw->metrics_attached)
         gateway_metrics_detach(gw);
     /* Connections first: their abort callbacks cancel client requests, so the
      * client has none left to fail when it is destroyed. */
     gateway_http_server_destroy(&gw->http);
+    /* Channel turns and deliveries in flight: before the client they use. */
+    gateway_channels_destroy(gw);
     mesh_client_destroy(&gw->client);
     while (gw->free_calls) {
         gateway_call_t *c = gw->free_calls;
@@ -103,6 +168,7 @@ void gateway_destroy(gateway_t **gw_p)
         free(c);
     }
     gateway_buf_free(&gw->scratch);
+    gateway_agents_destroy(&gw->agents);
     free(gw);
 }
 
@@ -125,6 +191,14 @@ gateway_call_t *gateway_call_get(gateway_t *gw, gateway_http_conn_t *conn, gatew
     c->kind = kind;
     c->conv[0] = '\0';
     c->message_id[0] = '\0';
+    c->sse = NULL;
+    c->model[0] = '\0';
+    c->completion_id[0] = '\0';
+    c->created = 0;
+    c->include_usage = false;
+    c->role_sent = false;
+    c->prompt_chars = 0;
+    c->streamed = 0;
     c->next_free = NULL;
     return c;
 }
@@ -132,6 +206,7 @@ gateway_call_t *gateway_call_get(gateway_t *gw, gateway_http_conn_t *conn, gatew
 void gateway_call_put(gateway_call_t *c)
 {
     gateway_t *gw = c->gw;
+    gateway_sse_abandon(&c->sse);
     if (gw->n_free_calls >= GATEWAY_CALL_POOL_MAX) {
         free(c);
         return;
@@ -149,9 +224,11 @@ static void call_abort(gateway_http_conn_t *conn, void *arg)
 {
     gateway_call_t *c = arg;
     gateway_t *gw = c->gw;
+    /* Sends CANCEL: the router stops the turn's model work and records what
+     * was already said (interrupted). */
     mesh_client_cancel(gw->client, c->handle);
     gw->n_calls--;
-    if (c->kind == GATEWAY_CALL_TURN)
+    if (c->kind == GATEWAY_CALL_TURN || c->kind == GATEWAY_CALL_CHAT)
         gateway_metrics_turn_delta(-1);
     gateway_call_put(c);
 }
@@ -164,7 +241,7 @@ int gateway_call_send(gateway_call_t *call, const char *service, const mesh_requ
     int rc = mesh_client_request(gw->client, service, req, cb, call, &call->handle);
     if (rc == 0) {
         gw->n_calls++;
-        if (call->kind == GATEWAY_CALL_TURN)
+        if (call->kind == GATEWAY_CALL_TURN || call->kind == GATEWAY_CALL_CHAT)
             gateway_metrics_turn_delta(1);
         gateway_http_conn_on_abort(conn, call_abort, call);
         return 0;
@@ -189,7 +266,7 @@ int gateway_call_send(gateway_call_t *call, const char *service, const mesh_requ
 void gateway_call_done(gateway_call_t *c)
 {
     c->gw->n_calls--;
-    if (c->kind == GATEWAY_CALL_TURN)
+    if (c->kind == GATEWAY_CALL_TURN || c->kind == GATEWAY_CALL_CHAT)
         gateway_metrics_turn_delta(-1);
     gateway_http_conn_on_abort(c->conn, NULL, NULL);
 }

@@ -23,7 +23,16 @@ typedef enum {
     GATEWAY_CALL_TURN = 0, /* POST /v1/conversations/{id}/messages */
     GATEWAY_CALL_CONV,     /* GET /v1/conversations/{id} */
     GATEWAY_CALL_READY,    /* GET /readyz */
+    GATEWAY_CALL_CHAT,     /* POST /v1/chat/completions (route_openai.c) */
 } gateway_call_kind_t;
+
+struct gateway_sse;
+struct gateway_agents;
+
+/* Longest agent (model) name the OpenAI front door accepts. */
+#define GATEWAY_MODEL_MAX 64
+/* chat.completion ids: "chatcmpl-" + the message id. */
+#define GATEWAY_COMPLETION_ID_MAX (9 + MESH_ID_MAX)
 
 /* One HTTP request waiting for a mesh reply. Pooled. */
 typedef struct gateway_call {
@@ -33,6 +42,15 @@ typedef struct gateway_call {
     gateway_call_kind_t kind;
     char conv[MESH_CONV_MAX + 1];
     char message_id[MESH_ID_MAX + 1];
+    struct gateway_sse *sse; /* streamed answer (SSE), NULL otherwise; freed with the call */
+    /* OpenAI front door (GATEWAY_CALL_CHAT) */
+    char model[GATEWAY_MODEL_MAX + 1];
+    char completion_id[GATEWAY_COMPLETION_ID_MAX + 1];
+    uint64_t created; /* unix seconds */
+    bool include_usage;
+    bool role_sent;      /* first chunk (with the assistant role) sent */
+    size_t prompt_chars; /* for the usage estimate when the turn reports none */
+    size_t streamed;     /* reply bytes already sent as content deltas */
     struct gateway_call *next_free;
 } gateway_call_t;
 
@@ -52,7 +70,15 @@ struct gateway {
     bool ready_cached;
     int ready_status;
     uint32_t ready_workers;
-    bool metrics_attached; /* gw_metrics.c collector registered */
+    bool metrics_attached;             /* gw_metrics.c collector registered */
+    struct gateway_agents *agents;     /* the digital workers (gw_agents.c), for /v1/models */
+    struct gateway_channels *channels; /* chat channels (channels.h), created on first use */
+    /* drain: /readyz answers 503 from the signal on; the listener closes
+     * cfg.drain_delay_ms later, so load balancers stop sending first */
+    bool draining;
+    uv_timer_t *drain_timer;
+    void (*drain_done)(void *arg);
+    void *drain_arg;
 };
 
 /* The HTTP handler (routes.c). arg is the gateway. */
@@ -64,6 +90,12 @@ void gateway_route_turn(gateway_t *gw, gateway_http_conn_t *conn, const gateway_
 void gateway_route_conv(gateway_t *gw, gateway_http_conn_t *conn, const gateway_http_req_t *req,
                         const char *conv, size_t conv_len);
 void gateway_route_readyz(gateway_t *gw, gateway_http_conn_t *conn);
+/* OpenAI-compatible front door (route_openai.c). */
+void gateway_route_chat(gateway_t *gw, gateway_http_conn_t *conn, const gateway_http_req_t *req);
+void gateway_route_models(gateway_t *gw, gateway_http_conn_t *conn);
+
+/* 1 when the client asked for Server-Sent Events (Accept: text/event-stream). */
+int gateway_wants_sse(const gateway_http_req_t *req);
 
 /* A call from the pool (NULL when out of memory). */
 gateway_call_t *gateway_call_get(gateway_t *gw, gateway_http_conn_t *conn,

@@ -102,7 +102,17 @@ struct gateway_http_conn {
     gateway_buf_t out;  /* the response being written */
     gateway_http_abort_fn abort_fn;
     void *abort_arg;
+    /* streamed response (gateway_http_conn_stream_*) */
+    bool streaming;
+    bool chunked; /* HTTP/1.1: chunked framing; else the close ends the body */
 };
+
+/* One stream write: the request and its bytes in one allocation. */
+typedef struct {
+    uv_write_t req;
+    size_t len;
+    char data[];
+} conn_swrite_t;
 
 static const char *const hdr_names[GATEWAY_HDR_COUNT] = {
     [GATEWAY_HDR_CONTENT_TYPE] = "content-type",
@@ -110,6 +120,16 @@ static const char *const hdr_names[GATEWAY_HDR_COUNT] = {
     [GATEWAY_HDR_TIMEOUT] = "x-mesh-timeout-ms",
     [GATEWAY_HDR_TRACEPARENT] = "traceparent",
     [GATEWAY_HDR_EXPECT] = "expect",
+    [GATEWAY_HDR_ACCEPT] = "accept",
+    [GATEWAY_HDR_CONV_ID] = "x-mesh-conversation-id",
+    [GATEWAY_HDR_MESSAGE_ID] = "x-mesh-message-id",
+    [GATEWAY_HDR_SLACK_SIGNATURE] = "x-slack-signature",
+    [GATEWAY_HDR_SLACK_TIMESTAMP] = "x-slack-request-timestamp",
+    [GATEWAY_HDR_SLACK_RETRY_NUM] = "x-slack-retry-num",
+    [GATEWAY_HDR_TELEGRAM_SECRET] = "x-telegram-bot-api-secret-token",
+    [GATEWAY_HDR_MESH_SIGNATURE] = "x-mesh-signature",
+    [GATEWAY_HDR_MESH_TIMESTAMP] = "x-mesh-timestamp",
+    [GATEWAY_HDR_AUTHORIZATION] = "authorization",
 };
 
 static const char continue_line[] = "HTTP/1.1 100 Continue\r\n\r\n";
@@ -506,6 +526,8 @@ static void conn_dispatch(gateway_http_conn_t *c)
     conn_set_state(c, CONN_BUSY);
     c->abort_fn = NULL;
     c->abort_arg = NULL;
+    c->streaming = false;
+    c->chunked = false;
 
     if (c->url.len > GATEWAY_HTTP_URL_MAX) {
         c->have_req = true;
@@ -853,7 +875,7 @@ void gateway_http_conn_on_abort(gateway_http_conn_t *c, gateway_http_abort_fn fn
 int gateway_http_conn_respond(gateway_http_conn_t *c, int status, const char *content_type,
                               const char *extra_headers, const void *body, size_t len)
 {
-    if (c->state != CONN_BUSY)
+    if (c->state != CONN_BUSY || c->streaming)
         return MESH_ESTATE;
     return conn_send(c, status, content_type, extra_headers, body, len, false, NULL, NULL);
 }
@@ -861,7 +883,7 @@ int gateway_http_conn_respond(gateway_http_conn_t *c, int status, const char *co
 int gateway_http_conn_respond_error(gateway_http_conn_t *c, int status, const char *code,
                                     const char *message, const char *extra_headers)
 {
-    if (c->state != CONN_BUSY)
+    if (c->state != CONN_BUSY || c->streaming)
         return MESH_ESTATE;
     /* code/message may point into the request (c->url, c->body), so the body
      * is built in the server's scratch buffer; conn_send copies it at once. */
@@ -884,4 +906,134 @@ const gateway_http_req_t *gateway_http_conn_req(const gateway_http_conn_t *c)
 double gateway_http_conn_elapsed_ms(const gateway_http_conn_t *c)
 {
     return (double)(uv_hrtime() - c->req.start_ns) / 1e6;
+}
+
+/* ---- streamed responses ------------------------------------------------- */
+
+static void conn_swrite_cb(uv_write_t *req, int status)
+{
+    conn_swrite_t *w = req->data;
+    gateway_http_conn_t *c = req->handle->data;
+    free(w);
+    /* A failed write (peer reset) ends the stream: the abort callback runs. */
+    if (status < 0 && c->state != CONN_CLOSING)
+        gateway_http_conn_close(c);
+}
+
+/* Queue bytes (already framed) as one write of their own. */
+static int conn_swrite(gateway_http_conn_t *c, const char *pre, size_t pre_len, const void *data,
+                       size_t len, const char *post, size_t post_len)
+{
+    if (uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) > GATEWAY_HTTP_STREAM_QUEUE_MAX) {
+        mesh_log_warn("http", "stream client not reading (over %d bytes queued): closing",
+                      GATEWAY_HTTP_STREAM_QUEUE_MAX);
+        gateway_http_conn_close(c);
+        return MESH_EIO;
+    }
+    conn_swrite_t *w = malloc(sizeof(*w) + pre_len + len + post_len);
+    if (!w) {
+        gateway_http_conn_close(c);
+        return MESH_ENOMEM;
+    }
+    memcpy(w->data, pre, pre_len);
+    if (len)
+        memcpy(w->data + pre_len, data, len);
+    memcpy(w->data + pre_len + len, post, post_len);
+    w->len = pre_len + len + post_len;
+    w->req.data = w;
+    uv_buf_t b = uv_buf_init(w->data, (unsigned)w->len);
+    if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, conn_swrite_cb) != 0) {
+        free(w);
+        gateway_http_conn_close(c);
+        return MESH_EIO;
+    }
+    return 0;
+}
+
+int gateway_http_conn_stream_start(gateway_http_conn_t *c, int status, const char *content_type,
+                                   const char *extra_headers)
+{
+    if (c->state != CONN_BUSY || c->streaming || !c->have_req)
+        return MESH_ESTATE;
+    if (!content_type)
+        content_type = "application/json";
+    if (!extra_headers)
+        extra_headers = "";
+    size_t extra_len = strlen(extra_headers), ct_len = strlen(content_type);
+    if (extra_len + ct_len > GATEWAY_HTTP_STREAM_WRITE_MAX)
+        return MESH_ETOOBIG;
+    c->chunked = c->req.http_major > 1 || (c->req.http_major == 1 && c->req.http_minor >= 1);
+    bool keep = c->chunked && c->req.keep_alive && !c->srv->draining;
+    conn_log(c, status, NULL, NULL);
+    gateway_metrics_response(&c->req, status);
+    gateway_trace_response(&c->req, status);
+    char *head = malloc(GATEWAY_HTTP_HEAD_ROOM + ct_len + extra_len);
+    if (!head) {
+        gateway_http_conn_close(c);
+        return MESH_ENOMEM;
+    }
+    int n =
+        snprintf(head, GATEWAY_HTTP_HEAD_ROOM + ct_len + extra_len,
+                 "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n%s%s%s\r\n", status, status_reason(status),
+                 content_type, c->chunked ? "Transfer-Encoding: chunked\r\n" : "",
+                 keep ? "" : "Connection: close\r\n", extra_headers);
+    if (n < 0 || (size_t)n >= GATEWAY_HTTP_HEAD_ROOM + ct_len + extra_len) {
+        free(head);
+        gateway_http_conn_close(c);
+        return MESH_EINTERNAL;
+    }
+    c->streaming = true;
+    c->close_after_write = !keep;
+    int rc = conn_swrite(c, head, (size_t)n, NULL, 0, "", 0);
+    free(head);
+    return rc;
+}
+
+int gateway_http_conn_stream_write(gateway_http_conn_t *c, const void *data, size_t len)
+{
+    if (c->state != CONN_BUSY || !c->streaming)
+        return MESH_ESTATE;
+    if (len == 0)
+        return 0;
+    if (len > GATEWAY_HTTP_STREAM_WRITE_MAX)
+        return MESH_ETOOBIG;
+    if (!c->chunked)
+        return conn_swrite(c, "", 0, data, len, "", 0);
+    char size_line[32];
+    int n = snprintf(size_line, sizeof(size_line), "%zx\r\n", len);
+    return conn_swrite(c, size_line, (size_t)n, data, len, "\r\n", 2);
+}
+
+int gateway_http_conn_stream_end(gateway_http_conn_t *c)
+{
+    if (c->state != CONN_BUSY || !c->streaming)
+        return MESH_ESTATE;
+    c->streaming = false;
+    c->abort_fn = NULL;
+    if (!c->chunked) {
+        /* The close is the end of the body: FIN once the queued writes went out. */
+        conn_linger(c);
+        return 0;
+    }
+    /* The last chunk goes through the normal response path, so keep-alive,
+     * draining and pipelined requests behave as after respond(). */
+    static const char last[] = "0\r\n\r\n";
+    c->out.len = 0;
+    if (gateway_buf_append(&c->out, last, sizeof(last) - 1, GATEWAY_HTTP_HEAD_ROOM) < 0) {
+        gateway_http_conn_close(c);
+        return MESH_ENOMEM;
+    }
+    conn_set_state(c, CONN_WRITE);
+    uv_buf_t b = uv_buf_init(c->out.data, (unsigned)c->out.len);
+    if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, conn_write_cb) != 0) {
+        gateway_http_conn_close(c);
+        return MESH_EIO;
+    }
+    conn_update_reading(c);
+    return 0;
+}
+
+bool gateway_http_conn_streaming(const gateway_http_conn_t *c)
+{
+    return c->state == CONN_BUSY && c->streaming;
 }

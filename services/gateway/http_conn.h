@@ -42,6 +42,17 @@ typedef enum {
     GATEWAY_HDR_TIMEOUT,          /* X-Mesh-Timeout-Ms */
     GATEWAY_HDR_TRACEPARENT,      /* traceparent */
     GATEWAY_HDR_EXPECT,           /* Expect */
+    GATEWAY_HDR_ACCEPT,           /* Accept (text/event-stream selects SSE) */
+    GATEWAY_HDR_CONV_ID,          /* X-Mesh-Conversation-Id (OpenAI front door) */
+    GATEWAY_HDR_MESSAGE_ID,       /* X-Mesh-Message-Id (OpenAI front door) */
+    /* channels (channel*.c): webhook signatures and secrets */
+    GATEWAY_HDR_SLACK_SIGNATURE, /* X-Slack-Signature */
+    GATEWAY_HDR_SLACK_TIMESTAMP, /* X-Slack-Request-Timestamp */
+    GATEWAY_HDR_SLACK_RETRY_NUM, /* X-Slack-Retry-Num */
+    GATEWAY_HDR_TELEGRAM_SECRET, /* X-Telegram-Bot-Api-Secret-Token */
+    GATEWAY_HDR_MESH_SIGNATURE,  /* X-Mesh-Signature */
+    GATEWAY_HDR_MESH_TIMESTAMP,  /* X-Mesh-Timestamp */
+    GATEWAY_HDR_AUTHORIZATION,   /* Authorization (people API keys, route_people_auth.c) */
     GATEWAY_HDR_COUNT
 } gateway_hdr_id_t;
 
@@ -96,6 +107,41 @@ int gateway_http_conn_respond(gateway_http_conn_t *conn, int status, const char 
  */
 int gateway_http_conn_respond_error(gateway_http_conn_t *conn, int status, const char *code,
                                     const char *message, const char *extra_headers);
+
+/* ------------------------------------------------------------------------
+ * Streamed responses (Server-Sent Events). Instead of respond(), the handler
+ * may start a stream, write pieces as they come, and end it:
+ *   - HTTP/1.1: "Transfer-Encoding: chunked", each write is one chunk, the
+ *     end writes the last chunk and the connection stays keep-alive;
+ *   - HTTP/1.0: no length and "Connection: close": the end of the body is
+ *     the end of the connection.
+ * Each write is its own uv_write issued at once (no coalescing, Nagle off),
+ * so an event reaches the client as soon as it is produced. A client that
+ * does not read: more than GATEWAY_HTTP_STREAM_QUEUE_MAX bytes waiting in
+ * the kernel-side queue closes the connection (abort callback called).
+ * While streaming, a client that closes its end aborts the request as before.
+ * ------------------------------------------------------------------------ */
+
+/* Bytes of a stream allowed to wait for the client before it is cut off. */
+#define GATEWAY_HTTP_STREAM_QUEUE_MAX (4 * 1024 * 1024)
+/* Largest single stream write. */
+#define GATEWAY_HTTP_STREAM_WRITE_MAX (1024 * 1024)
+
+/* Write the head (status, content_type, extra_headers as for respond). 0,
+ * MESH_ESTATE (not handling a request, or already streaming), MESH_ENOMEM, MESH_EIO. */
+int gateway_http_conn_stream_start(gateway_http_conn_t *conn, int status, const char *content_type,
+                                   const char *extra_headers);
+
+/* Write data[0..len) now (len 0 is a no-op). 0, MESH_ESTATE (not streaming),
+ * MESH_ETOOBIG (len > GATEWAY_HTTP_STREAM_WRITE_MAX), MESH_ENOMEM or MESH_EIO
+ * (the connection is then closed and the abort callback is called). */
+int gateway_http_conn_stream_write(gateway_http_conn_t *conn, const void *data, size_t len);
+
+/* End the stream: the request is answered (as after respond). 0, MESH_ESTATE or MESH_EIO. */
+int gateway_http_conn_stream_end(gateway_http_conn_t *conn);
+
+/* true while the request being handled is answered by a stream. */
+bool gateway_http_conn_streaming(const gateway_http_conn_t *conn);
 
 /* The request being handled, or NULL. */
 const gateway_http_req_t *gateway_http_conn_req(const gateway_http_conn_t *conn);

@@ -7,16 +7,27 @@
  * (docs/gateway.md). A message_id is generated when the client sends none;
  * clients that may retry should send their own, so a retry is answered with
  * the stored reply instead of running the turn again.
+ *
+ * With "Accept: text/event-stream" the turn runs with stream=true and the
+ * answer is a Server-Sent Events stream (gw_sse.h, docs/gateway.md): the
+ * turn's PARTIALs become `delta` {"text"}, `tool` and `handoff` events, the
+ * FINAL a `final` event carrying the same JSON as the 200 body, a failure
+ * an `error` event {"error":{code,message}}. A client that disconnects
+ * mid-stream cancels the turn (mesh_client_cancel sends CANCEL).
  */
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "gateway_internal.h"
+#include "gw_sse.h"
 #include "json_io.h"
 #include "mesh/mesh_client.h"
 #include "mesh/mesh_err.h"
 #include "mesh/mesh_text.h"
 #include "validate.h"
+
+#include <stdlib.h>
 
 static int append_lit(gateway_buf_t *b, const char *lit)
 {
@@ -78,6 +89,23 @@ static int turn_body(gateway_buf_t *b, const gateway_call_t *call, const json_t 
         snprintf(num, sizeof(num), ",\"steps\":%lld", (long long)json_integer_value(steps));
         rc |= append_lit(b, num);
     }
+    /* Contract 4 additions, passed through as the router made them. */
+    static const char *const extra[] = {"usage", "model", "state", "handoff", "fallback"};
+    for (size_t k = 0; k < sizeof(extra) / sizeof(extra[0]); k++) {
+        const json_t *v = json_object_get(data, extra[k]);
+        if (!v || json_is_null(v))
+            continue;
+        char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+        if (!s) {
+            rc |= MESH_ENOMEM;
+            continue;
+        }
+        rc |= append_lit(b, ",\"");
+        rc |= append_lit(b, extra[k]);
+        rc |= append_lit(b, "\":");
+        rc |= append_lit(b, s);
+        free(s);
+    }
     rc |= append_lit(b, "}");
     /* Every step returns 0 or a negative code; OR-ing keeps "some failure". */
     return rc < 0 ? MESH_ENOMEM : 0;
@@ -104,6 +132,97 @@ static void turn_reply(mesh_client_t *client, bool final, const mesh_reply_t *re
             gateway_http_conn_respond(conn, 200, NULL, NULL, gw->scratch.data, gw->scratch.len);
     }
     gateway_call_put(call);
+}
+
+int gateway_wants_sse(const gateway_http_req_t *req)
+{
+    const gateway_hdr_t *h = &req->hdr[GATEWAY_HDR_ACCEPT];
+    static const char want[] = "text/event-stream";
+    if (h->state != GATEWAY_HDR_PRESENT)
+        return 0;
+    for (size_t i = 0; i + sizeof(want) - 1 <= h->len; i++)
+        if (strncasecmp(h->value + i, want, sizeof(want) - 1) == 0)
+            return 1;
+    return 0;
+}
+
+/* Send one event whose data is the compact JSON of v. 0 or MESH_E* (then the
+ * connection may be closed and the call freed by its abort callback). */
+static int sse_json(gateway_call_t *call, const char *event, const json_t *v)
+{
+    char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+    if (!s)
+        return MESH_ENOMEM;
+    int rc = gateway_sse_send(call->sse, event, s, strlen(s));
+    free(s);
+    return rc;
+}
+
+/* A PARTIAL of a streamed turn: {delta}, {tool} or {handoff} (contract 4). */
+static void stream_partial(gateway_call_t *call, const json_t *data)
+{
+    const json_t *delta = json_object_get(data, "delta");
+    const json_t *tool = json_object_get(data, "tool");
+    const json_t *handoff = json_object_get(data, "handoff");
+    if (json_is_string(delta) && json_string_length(delta) > 0) {
+        json_t *ev = json_pack("{s:O}", "text", delta);
+        int rc = ev ? sse_json(call, "delta", ev) : MESH_ENOMEM;
+        json_decref(ev);
+        if (rc != 0)
+            return;
+    }
+    if (json_is_object(tool) && sse_json(call, "tool", tool) != 0)
+        return;
+    if (json_is_object(handoff))
+        sse_json(call, "handoff", handoff);
+}
+
+static void turn_stream_reply(mesh_client_t *client, bool final, const mesh_reply_t *rep, void *arg)
+{
+    gateway_call_t *call = arg;
+    if (!final) {
+        stream_partial(call, rep->data);
+        return;
+    }
+    gateway_t *gw = call->gw;
+    gateway_call_done(call);
+    gateway_buf_t *b = &gw->scratch;
+    int rc = rep->status != 0 ? MESH_EIO : turn_body(b, call, rep->data);
+    if (rc == 0) {
+        gateway_sse_send(call->sse, "final", b->data, b->len);
+    } else {
+        const char *code = rep->status != 0    ? mesh_err_name(rep->status)
+                           : rc == MESH_EPROTO ? "bad_gateway"
+                                               : "internal_error";
+        const char *msg = rep->status != 0 ? (rep->err[0] ? rep->err : mesh_strerror(rep->status))
+                          : rc == MESH_EPROTO ? "the router's turn reply has no reply text"
+                                              : mesh_strerror(rc);
+        b->len = 0;
+        if (gateway_json_error_body(b, code, msg) == 0)
+            gateway_sse_send(call->sse, "error", b->data, b->len);
+    }
+    gateway_sse_end(&call->sse);
+    gateway_call_put(call);
+}
+
+/*
+ * The request was sent: answer with an event stream. When the stream cannot
+ * start, the request is cancelled and a 503 answered if the connection is
+ * still there (a failed head write closed it, and its abort freed the call).
+ */
+static void turn_stream_start(gateway_t *gw, gateway_call_t *call)
+{
+    gateway_http_conn_t *conn = call->conn;
+    int rc;
+    call->sse = gateway_sse_start(gw->loop, conn, gw->cfg.sse_heartbeat_ms, NULL, &rc);
+    if (call->sse)
+        return;
+    if (gateway_http_conn_req(conn) && !gateway_http_conn_streaming(conn)) {
+        mesh_client_cancel(gw->client, call->handle);
+        gateway_call_done(call);
+        gateway_call_put(call);
+        gateway_http_conn_respond_error(conn, 503, "out_of_memory", mesh_strerror(rc), NULL);
+    }
 }
 
 static void invalid_field(gateway_http_conn_t *conn, const char *msg)
@@ -187,16 +306,19 @@ void gateway_route_turn(gateway_t *gw, gateway_http_conn_t *conn, const gateway_
     }
     memcpy(mreq.op, "turn", sizeof("turn"));
     memcpy(mreq.conv, call->conv, conv_len + 1);
+    bool sse = gateway_wants_sse(req);
     mreq.args = json_object();
     if (!mreq.args ||
         json_object_set_new(mreq.args, "message_id", json_string(call->message_id)) < 0 ||
         json_object_set(mreq.args, "text", text) < 0 ||
-        (agent && json_object_set(mreq.args, "agent", (json_t *)agent) < 0)) {
+        (agent && json_object_set(mreq.args, "agent", (json_t *)agent) < 0) ||
+        (sse && json_object_set_new(mreq.args, "stream", json_true()) < 0)) {
         gateway_call_put(call);
         gateway_http_conn_respond_error(conn, 503, "out_of_memory", "out of memory", NULL);
         goto out;
     }
-    gateway_call_send(call, "agent", &mreq, turn_reply);
+    if (gateway_call_send(call, "agent", &mreq, sse ? turn_stream_reply : turn_reply) == 0 && sse)
+        turn_stream_start(gw, call);
 out:
     mesh_request_clear(&mreq);
     json_decref(body);

@@ -7,6 +7,12 @@
  *   GET  /v1/conversations/{id}            route_conv.c
  *   POST /v1/conversations/{id}/messages   route_turn.c
  *   GET  /v1/conversations/{id}/turns/{n}/trace   route_trace.c
+ *   POST /v1/chat/completions              route_openai.c (OpenAI-compatible)
+ *   GET  /v1/models                        route_openai.c
+ *   GET  /v1/claims/{claim_no}             route_claims.c (memory engineer)
+ *   GET  /v1/conversations/{id}/events     route_events.c (SSE, people engineer)
+ *   *    /v1/handoff/...                   route_people.c (people API, people key)
+ *   GET  /, /console, /web/<file>          route_static.c (MESH_WEB_DIR)
  *
  * Unknown paths get 404 not_found; a known path with another method gets
  * 405 method_not_allowed with an Allow header.
@@ -15,7 +21,10 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "channels.h"
 #include "gateway_internal.h"
+#include "route_claims.h"
+#include "route_people.h"
 #include "route_trace.h"
 #include "gw_metrics.h"
 #include "mesh/mesh_client.h"
@@ -91,6 +100,12 @@ static void ready_reply(mesh_client_t *client, bool final, const mesh_reply_t *r
 
 void gateway_route_readyz(gateway_t *gw, gateway_http_conn_t *conn)
 {
+    if (gw->draining) {
+        gateway_http_conn_respond_error(conn, 503, "draining",
+                                        "the gateway is shutting down; send new requests elsewhere",
+                                        "Retry-After: 1\r\n");
+        return;
+    }
     if (mesh_client_routers_alive(gw->client) <= 0) {
         respond_ready(gw, conn, MESH_ENOWORKER);
         return;
@@ -140,6 +155,40 @@ static void routes_dispatch(gateway_http_conn_t *conn, const gateway_http_req_t 
             gateway_route_readyz(gw, conn);
         return;
     }
+    if (path_is(req, "/v1/chat/completions")) {
+        if (method_allowed(conn, req, HTTP_POST))
+            gateway_route_chat(gw, conn, req);
+        return;
+    }
+    if (path_is(req, "/v1/models")) {
+        if (method_allowed(conn, req, HTTP_GET))
+            gateway_route_models(gw, conn);
+        return;
+    }
+    /* people API, pages (route_people.c, route_static.c: people engineer) */
+    const size_t hlen = sizeof(GATEWAY_HANDOFF_PREFIX) - 1;
+    if (req->path_len > hlen && memcmp(req->path, GATEWAY_HANDOFF_PREFIX, hlen) == 0) {
+        gateway_route_handoff(gw, conn, req);
+        return;
+    }
+    if (gateway_route_static(gw, conn, req))
+        return;
+    /* chat channels and failed deliveries (channels.h, channels engineer) */
+    if (req->path_len > sizeof(GATEWAY_CHANNELS_PREFIX) - 1 &&
+        memcmp(req->path, GATEWAY_CHANNELS_PREFIX, sizeof(GATEWAY_CHANNELS_PREFIX) - 1) == 0) {
+        gateway_route_channel(gw, conn, req);
+        return;
+    }
+    if (path_is(req, GATEWAY_DELIVERIES_FAILED_PATH)) {
+        gateway_route_deliveries_failed(gw, conn, req);
+        return;
+    }
+    const size_t clen = sizeof(GATEWAY_CLAIMS_PREFIX) - 1;
+    if (req->path_len > clen && memcmp(req->path, GATEWAY_CLAIMS_PREFIX, clen) == 0) {
+        if (method_allowed(conn, req, HTTP_GET))
+            gateway_route_claim(gw, conn, req, req->path + clen, req->path_len - clen);
+        return;
+    }
     const size_t plen = sizeof(CONV_PREFIX) - 1;
     if (req->path_len >= plen && memcmp(req->path, CONV_PREFIX, plen) == 0) {
         const char *id = req->path + plen;
@@ -156,6 +205,12 @@ static void routes_dispatch(gateway_http_conn_t *conn, const gateway_http_req_t 
             memcmp(slash, MESSAGES_SUFFIX, sizeof(MESSAGES_SUFFIX) - 1) == 0) {
             if (method_allowed(conn, req, HTTP_POST))
                 gateway_route_turn(gw, conn, req, id, id_len);
+            return;
+        }
+        const size_t elen = sizeof(GATEWAY_CONV_EVENTS_SUFFIX) - 1;
+        if (tail == elen && memcmp(slash, GATEWAY_CONV_EVENTS_SUFFIX, elen) == 0) {
+            if (method_allowed(conn, req, HTTP_GET))
+                gateway_route_conv_events(gw, conn, req, id, id_len);
             return;
         }
         /* {id}/turns/{n}/trace (route_trace.c) */

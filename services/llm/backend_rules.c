@@ -92,9 +92,9 @@ static void run(const llm_call_t *call, llm_sink_t *sink)
                        "the rules engine could not compose an answer");
         return;
     }
-    llm_result_t res = {.type = out.type};
+    llm_result_t res = {.type = out.type, .model = "rules"};
     res.usage.prompt_tokens = llm_call_prompt_tokens(call);
-    llm_tool_call_t tc;
+    llm_tool_call_t tc[LLM_RULES_CALLS_MAX];
     if (out.type == LLM_RESULT_TEXT) {
         res.text = llm_buf_str(&out.text);
         res.text_len = out.text.len;
@@ -109,12 +109,14 @@ static void run(const llm_call_t *call, llm_sink_t *sink)
             }
         }
     } else {
-        tc.id = out.call_id;
-        tc.name = out.tool_name;
-        tc.arguments = out.arguments;
-        res.calls = &tc;
-        res.n_calls = 1;
-        res.usage.completion_tokens = tool_call_tokens(tc.name, tc.arguments);
+        for (size_t i = 0; i < out.n_calls; i++) {
+            tc[i].id = out.calls[i].id;
+            tc[i].name = out.calls[i].name;
+            tc[i].arguments = out.calls[i].arguments;
+            res.usage.completion_tokens += tool_call_tokens(tc[i].name, tc[i].arguments);
+        }
+        res.calls = tc;
+        res.n_calls = out.n_calls;
     }
     sink->on_done(sink, &res); /* may free call and sink: touch neither after this */
     llm_rules_out_clear(&out);

@@ -13,9 +13,11 @@
 #include "mesh/mesh_log.h"
 
 extern const llm_backend_vtable_t llm_backend_rules;
+extern const llm_backend_vtable_t llm_backend_openai;
 
 static const llm_backend_vtable_t *const s_backends[] = {
     &llm_backend_rules,
+    &llm_backend_openai,
 };
 
 #define N_BACKENDS (sizeof(s_backends) / sizeof(s_backends[0]))

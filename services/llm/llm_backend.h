@@ -117,6 +117,19 @@ typedef struct {
     size_t n_tools;
     bool stream;       /* emit on_delta while writing text */
     uint64_t deadline; /* uv_now() of the backend's loop by which the call must end */
+    /* The conversation's state as the router knows it before this step
+     * (services.md llm.chat "state"): {slots: {...}, mode: str, records: {...},
+     * handoff: str, handoff_reason: str}; every key optional. Never NULL: an
+     * empty object when the request carried none. Borrowed like the rest. */
+    const json_t *state;
+    /* The agent's fallback when the model is unusable: "rules", "handoff" or "" (none). */
+    const char *fallback;
+    /* "json" when the agent wants a JSON object answer, else "". */
+    const char *response_format;
+    /* W3C traceparent whose parent-id is the llm worker's span of this request
+     * (a backend calling a model endpoint opens its span as a child of it and
+     * sends that span's traceparent); "" or NULL when unknown. */
+    const char *traceparent;
 } llm_call_t;
 
 typedef struct {
@@ -144,6 +157,11 @@ typedef struct {
     const llm_tool_call_t *calls; /* LLM_RESULT_TOOL_CALLS: 1..LLM_TOOL_CALLS_MAX */
     size_t n_calls;
     llm_usage_t usage;
+    /* The model that answered ("rules" for the rules backend); NULL: the backend's name. */
+    const char *model;
+    /* Non-NULL when the model was unusable and the rules backend answered instead
+     * (FINAL fallback: {backend: "rules", reason}). */
+    const char *fallback_reason;
 } llm_result_t;
 
 typedef struct llm_sink llm_sink_t;

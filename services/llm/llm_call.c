@@ -231,6 +231,38 @@ int llm_call_parse(const char *id, const json_t *args, uint64_t deadline, llm_pa
     c->tools = out->tools;
     c->n_tools = n_tools;
     c->lang = lang != NULL ? (lang[0] == 'z' ? "zh" : "en") : detect_lang(out->messages, n_msgs);
+
+    const json_t *state = json_object_get(args, "state");
+    if (state != NULL && !json_is_null(state)) {
+        if (!json_is_object(state)) {
+            rc = fail(err, es, MESH_EPROTO, "args.state: must be a map");
+            goto fail;
+        }
+        c->state = state;
+    } else {
+        out->empty_state = json_object();
+        if (out->empty_state == NULL) {
+            rc = fail(err, es, MESH_ENOMEM, "out of memory");
+            goto fail;
+        }
+        c->state = out->empty_state;
+    }
+    rc = get_str(args, "fallback", 16, 1, &c->fallback, NULL);
+    if (rc != 0 || (c->fallback != NULL && strcmp(c->fallback, "rules") != 0 &&
+                    strcmp(c->fallback, "handoff") != 0 && c->fallback[0] != '\0')) {
+        rc = fail(err, es, MESH_EPROTO, "args.fallback: must be \"rules\", \"handoff\" or \"\"");
+        goto fail;
+    }
+    if (c->fallback == NULL)
+        c->fallback = "";
+    rc = get_str(args, "response_format", 16, 1, &c->response_format, NULL);
+    if (rc != 0 || (c->response_format != NULL && strcmp(c->response_format, "json") != 0 &&
+                    strcmp(c->response_format, "text") != 0 && c->response_format[0] != '\0')) {
+        rc = fail(err, es, MESH_EPROTO, "args.response_format: must be \"json\", \"text\" or \"\"");
+        goto fail;
+    }
+    if (c->response_format == NULL || strcmp(c->response_format, "text") == 0)
+        c->response_format = "";
     return 0;
 
 fail:
@@ -243,5 +275,6 @@ void llm_call_clear(llm_parsed_t *p)
     if (p == NULL)
         return;
     free(p->messages); /* the tools array lives in the same block */
+    json_decref(p->empty_state);
     memset(p, 0, sizeof(*p));
 }

@@ -13,6 +13,10 @@
  *   tools    array  optional  0..LLM_TOOLS_MAX maps {name (required),
  *                             description, parameters (map)}
  *   stream   bool   optional  default false
+ *   state    map    optional  the conversation state (slots, mode, records,
+ *                             handoff); call.state is an empty map when absent
+ *   fallback str    optional  "rules" | "handoff" | "" (default "")
+ *   response_format str optional "json" | "text" | "" (default "")
  * Unknown keys are ignored. A missing required key or a wrong type is
  * MESH_EPROTO, a length over its limit MESH_ETOOBIG; err then names the key
  * ("args.messages[2].role: ...") and never contains peer bytes.
@@ -31,6 +35,7 @@ typedef struct {
     llm_call_t call;
     llm_message_t *messages; /* owned */
     llm_tool_t *tools;       /* owned */
+    json_t *empty_state;     /* owned: the {} call.state points at when args had none */
 } llm_parsed_t;
 
 /*

@@ -122,6 +122,15 @@ double llm_metrics_price(const char *tier, int out)
     return 0;
 }
 
+double llm_metrics_cost(const char *tier, const llm_result_t *res)
+{
+    if (res == NULL || (res->model != NULL && strcmp(res->model, "rules") == 0))
+        return 0;
+    return ((double)res->usage.prompt_tokens * llm_metrics_price(tier, 0) +
+            (double)res->usage.completion_tokens * llm_metrics_price(tier, 1)) /
+           TOKENS_PER_PRICE_UNIT;
+}
+
 void llm_metrics_call(const llm_call_t *call, int status, const llm_result_t *res,
                       uint64_t start_ns, uint64_t first_ns)
 {
@@ -137,9 +146,7 @@ void llm_metrics_call(const llm_call_t *call, int status, const llm_result_t *re
     uint64_t in = res->usage.prompt_tokens, out = res->usage.completion_tokens;
     mesh_counter_add(mesh_metric_at(s_tokens, tier, agent, "in"), in);
     mesh_counter_add(mesh_metric_at(s_tokens, tier, agent, "out"), out);
-    double cost =
-        ((double)in * llm_metrics_price(tier, 0) + (double)out * llm_metrics_price(tier, 1)) /
-        TOKENS_PER_PRICE_UNIT;
+    double cost = llm_metrics_cost(tier, res);
     /* Touch the series even at cost 0, so a tier without a price is visible. */
     mesh_counter_addf(mesh_metric_at(s_cost, tier, agent), cost);
 }

@@ -34,6 +34,12 @@ int llm_metrics_init(const char *spec, char *err, size_t err_size);
 double llm_metrics_price(const char *tier, int out);
 
 /*
+ * Estimated USD cost of usage on tier from the price table: 0 for an unknown
+ * tier and for answers of the rules backend (model "rules"), which cost nothing.
+ */
+double llm_metrics_cost(const char *tier, const llm_result_t *res);
+
+/*
  * A call finished. status 0 with res (usage), or an error with res NULL.
  * start_ns / first_ns on the uv_hrtime() clock; first_ns 0 = no output before
  * the FINAL (time to first token is then the whole call).

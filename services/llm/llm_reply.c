@@ -33,7 +33,7 @@ static json_t *calls_json(const llm_result_t *res)
     return arr;
 }
 
-json_t *llm_reply_final(const llm_result_t *res, const char *backend)
+json_t *llm_reply_final(const llm_result_t *res, const char *backend, double cost_usd)
 {
     json_t *o = NULL;
     if (res->type == LLM_RESULT_TEXT) {
@@ -46,10 +46,20 @@ json_t *llm_reply_final(const llm_result_t *res, const char *backend)
     }
     if (o == NULL)
         return NULL;
-    json_t *usage = json_pack("{s:I, s:I}", "prompt_tokens", (json_int_t)res->usage.prompt_tokens,
-                              "completion_tokens", (json_int_t)res->usage.completion_tokens);
+    json_t *usage = json_pack("{s:I, s:I, s:f}", "prompt_tokens",
+                              (json_int_t)res->usage.prompt_tokens, "completion_tokens",
+                              (json_int_t)res->usage.completion_tokens, "cost_usd", cost_usd);
+    const char *model = res->model != NULL ? res->model : backend;
     if (json_object_set_new(o, "usage", usage) != 0 ||
-        json_object_set_new(o, "backend", json_string(backend)) != 0) {
+        json_object_set_new(o, "backend", json_string(backend)) != 0 ||
+        json_object_set_new(o, "model", json_string(model)) != 0) {
+        json_decref(o);
+        return NULL;
+    }
+    if (res->fallback_reason != NULL &&
+        json_object_set_new(
+            o, "fallback",
+            json_pack("{s:s, s:s}", "backend", "rules", "reason", res->fallback_reason)) != 0) {
         json_decref(o);
         return NULL;
     }

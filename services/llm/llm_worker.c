@@ -17,6 +17,7 @@
 #include "llm_worker.h"
 #include "mesh/mesh_err.h"
 #include "mesh/mesh_log.h"
+#include "mesh/mesh_trace.h"
 
 #define LLM_SERVICE "llm"
 #define LLM_OP_CHAT "llm.chat"
@@ -52,6 +53,8 @@ struct llm_job {
     llm_job_t *prev, *next;
     uint64_t start_ns; /* uv_hrtime() at the call's start (metrics) */
     uint64_t first_ns; /* first delta, 0 before it (time to first token) */
+    /* call.traceparent: the trace id and this worker's span of the request */
+    char tp[MESH_TRACEPARENT_MAX + 1];
 };
 
 static void job_link(llm_worker_t *lw, llm_job_t *j)
@@ -132,7 +135,10 @@ static void sink_delta(llm_sink_t *sink, const char *text, size_t len)
 static void sink_done(llm_sink_t *sink, const llm_result_t *res)
 {
     llm_job_t *j = sink->arg;
-    json_t *data = llm_reply_final(res, llm_backend_name(j->lw->backend));
+    const llm_call_t *call = &j->parsed.call;
+    const char *tier = call->tier && call->tier[0] ? call->tier : "-";
+    json_t *data =
+        llm_reply_final(res, llm_backend_name(j->lw->backend), llm_metrics_cost(tier, res));
     if (data == NULL) {
         job_finish(j, MESH_EINTERNAL, "could not encode the model's answer", NULL);
         return;
@@ -156,6 +162,42 @@ static void sink_error(llm_sink_t *sink, int status, const char *message)
 static const char *safe_id(const mesh_request_t *msg, char out[LLM_SAFE_MAX])
 {
     return mesh_log_sanitize(msg->id, strlen(msg->id), out, LLM_SAFE_MAX);
+}
+
+/*
+ * The traceparent a backend sends on: mesh_worker made the request's span
+ * (a child of msg->tp) current in the log context while the handler runs; a
+ * model call is a child of that span. Sampled flag from the request.
+ */
+static void set_traceparent(llm_job_t *j, const mesh_request_t *msg)
+{
+    const mesh_log_ctx_t *cur = mesh_log_ctx_swap(NULL);
+    mesh_log_ctx_swap(cur);
+    mesh_traceparent_t in;
+    uint8_t flags = MESH_TRACE_FLAG_SAMPLED;
+    if (mesh_traceparent_parse(msg->tp, strlen(msg->tp), &in) == 0)
+        flags = in.flags;
+    if (cur != NULL && cur->trace_id[0] != '\0' && cur->span_id[0] != '\0')
+        mesh_traceparent_format(cur->trace_id, cur->span_id, flags, j->tp);
+    j->parsed.call.traceparent = j->tp;
+}
+
+/*
+ * CANCEL from the router (the client gave up): stop the backend call and
+ * answer; mesh_worker_final then only frees the router's capacity slot.
+ */
+static void handle_cancel(mesh_worker_t *w, mesh_worker_req_t *req, void *arg)
+{
+    llm_worker_t *lw = arg;
+    (void)w;
+    for (llm_job_t *j = lw->jobs; j != NULL; j = j->next) {
+        if (j->req != req)
+            continue;
+        llm_backend_cancel(j->handle);
+        j->handle = NULL;
+        job_finish(j, MESH_ECANCELED, "canceled by the requester", NULL);
+        return;
+    }
 }
 
 static void handle_request(mesh_worker_t *w, mesh_worker_req_t *req, const mesh_request_t *msg,
@@ -195,6 +237,7 @@ static void handle_request(mesh_worker_t *w, mesh_worker_req_t *req, const mesh_
     j->lw = lw;
     j->req = req;
     j->start_ns = uv_hrtime();
+    set_traceparent(j, msg);
     j->sink.on_delta = sink_delta;
     j->sink.on_done = sink_done;
     j->sink.on_error = sink_error;
@@ -228,6 +271,7 @@ llm_worker_t *llm_worker_new(uv_loop_t *loop, void *zctx, const mesh_worker_opts
     lw->worker = mesh_worker_new(loop, zctx, &o, handle_request, lw);
     if (lw->worker == NULL)
         goto fail;
+    mesh_worker_set_cancel_handler(lw->worker, handle_cancel, lw);
     return lw;
 
 fail:

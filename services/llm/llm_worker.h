@@ -6,7 +6,11 @@
  * other op is answered with MESH_EUNKNOWNOP; malformed args with MESH_EPROTO
  * (or MESH_ETOOBIG) and an error message naming the key. Sink events map to
  * the wire: on_delta -> PARTIAL {delta} (only when args.stream), on_done ->
- * FINAL status 0, on_error -> FINAL with the backend's status.
+ * FINAL status 0 (with model, usage.cost_usd and, after a rules fallback,
+ * fallback), on_error -> FINAL with the backend's status. A CANCEL from the
+ * router (mesh_worker_set_cancel_handler) cancels the backend call and
+ * answers the request at once with MESH_ECANCELED. The backend gets the
+ * request's trace context as call.traceparent (parent = this worker's span).
  */
 #ifndef LLM_WORKER_H
 #define LLM_WORKER_H

@@ -2,8 +2,10 @@
  * main.c - mesh-llm: the llm worker service (op "llm.chat").
  *
  * The mesh_service.h skeleton plus this service's config table. A backend's
- * own variables (e.g. an endpoint URL for a future "openai" backend) are
- * added to s_config below and read by the backend from the loaded table.
+ * own variables (the openai backend's MESH_LLM_TIERS, keys, retry and
+ * breaker settings) are in s_config below and read by the backend from the
+ * loaded table by name. With the openai backend the capacity announced to
+ * the router is MESH_LLM_CONCURRENCY.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +21,21 @@ enum {
     CFG_CAPACITY,
     CFG_DELAY,
     CFG_PRICES,
+    /* the openai backend's (backend_openai.c reads them by name) */
+    CFG_TIERS,
+    CFG_TIERS_FILE,
+    CFG_API_KEY,
+    CFG_API_KEY_FILE,
+    CFG_CONCURRENCY,
+    CFG_TIMEOUT,
+    CFG_CONNECT_TIMEOUT,
+    CFG_RETRIES,
+    CFG_BACKOFF,
+    CFG_BACKOFF_MAX,
+    CFG_BREAKER_FAILURES,
+    CFG_BREAKER_OPEN,
+    CFG_MAX_TOKENS,
+    CFG_TEMPERATURE,
     CFG_COUNT,
 };
 
@@ -26,14 +43,50 @@ static mesh_config_entry_t s_config[CFG_COUNT] = {
     [CFG_BACKENDS] = {"MESH_ROUTER_BACKENDS", MESH_CFG_STRING, "tcp://127.0.0.1:7002", 0, 0,
                       "router backend endpoints, comma-separated (one per router)"},
     [CFG_BACKEND] = {"MESH_LLM_BACKEND", MESH_CFG_STRING, "rules", 0, 0,
-                     "model backend: rules (built in, deterministic, no model)"},
+                     "model backend: rules (built in, deterministic, no model) or openai (an "
+                     "OpenAI-compatible endpoint per tier, MESH_LLM_TIERS)"},
     [CFG_CAPACITY] = {"MESH_WORKER_CAPACITY", MESH_CFG_INT, "64", 1, MESH_WORKER_CAPACITY_MAX,
-                      "llm.chat requests in flight at once"},
+                      "llm.chat requests in flight at once (rules backend)"},
     [CFG_PRICES] = {"MESH_LLM_PRICES", MESH_CFG_STRING, "", 0, 0,
                     "estimated cost per tier for metrics: tier=in:out,... in USD per million "
                     "prompt/completion tokens (none: every tier costs 0)"},
     [CFG_DELAY] = {"MESH_LLM_DELAY_MS", MESH_CFG_INT, "0", 0, LLM_DELAY_MAX_MS,
                    "simulated model latency of the rules backend (tests and demos)"},
+    [CFG_TIERS] = {"MESH_LLM_TIERS", MESH_CFG_STRING, "", 0, 0,
+                   "openai: tier=<base url>|<model>,... e.g. "
+                   "small=http://127.0.0.1:8000/v1|qwen2.5-7b (unknown tiers use \"default\", "
+                   "else the first)"},
+    [CFG_TIERS_FILE] = {"MESH_LLM_TIERS_FILE", MESH_CFG_STRING, "", 0, 0,
+                        "openai: the tiers as a JSON file {\"small\": {\"url\", \"model\"}} "
+                        "(wins over MESH_LLM_TIERS)"},
+    [CFG_API_KEY] = {"MESH_LLM_API_KEY", MESH_CFG_STRING, "", 0, 0,
+                     "openai: API key sent as Authorization: Bearer (never logged; none: no "
+                     "header)"},
+    [CFG_API_KEY_FILE] = {"MESH_LLM_API_KEY_FILE", MESH_CFG_STRING, "", 0, 0,
+                          "openai: file holding the API key (wins over MESH_LLM_API_KEY)"},
+    [CFG_CONCURRENCY] = {"MESH_LLM_CONCURRENCY", MESH_CFG_INT, "32", 1, MESH_WORKER_CAPACITY_MAX,
+                         "openai: model calls in flight at once, announced to the router as "
+                         "the worker's capacity"},
+    [CFG_TIMEOUT] = {"MESH_LLM_TIMEOUT_MS", MESH_CFG_INT, "60000", 100, MESH_DEADLINE_MAX_MS,
+                     "openai: bound on one HTTP attempt (the request's deadline bounds the call)"},
+    [CFG_CONNECT_TIMEOUT] = {"MESH_LLM_CONNECT_TIMEOUT_MS", MESH_CFG_INT, "2000", 10, 60000,
+                             "openai: TCP/TLS connect timeout of one attempt"},
+    [CFG_RETRIES] = {"MESH_LLM_RETRIES", MESH_CFG_INT, "2", 0, 10,
+                     "openai: retries after a 408/409/429/5xx, connection error or broken stream"},
+    [CFG_BACKOFF] =
+        {"MESH_LLM_BACKOFF_MS", MESH_CFG_INT, "500", 1, 60000,
+         "openai: first retry delay (doubles per retry, -25% jitter; Retry-After wins)"},
+    [CFG_BACKOFF_MAX] = {"MESH_LLM_BACKOFF_MAX_MS", MESH_CFG_INT, "8000", 1, 60000,
+                         "openai: cap on the retry delay"},
+    [CFG_BREAKER_FAILURES] = {"MESH_LLM_BREAKER_FAILURES", MESH_CFG_INT, "5", 1, 1000,
+                              "openai: consecutive failures that open an endpoint's circuit "
+                              "breaker"},
+    [CFG_BREAKER_OPEN] = {"MESH_LLM_BREAKER_OPEN_MS", MESH_CFG_INT, "30000", 10, 3600000,
+                          "openai: how long an open breaker refuses calls before one probe"},
+    [CFG_MAX_TOKENS] = {"MESH_LLM_MAX_TOKENS", MESH_CFG_INT, "1024", 1, 1000000,
+                        "openai: max_completion_tokens of each request"},
+    [CFG_TEMPERATURE] = {"MESH_LLM_TEMPERATURE", MESH_CFG_STRING, "0.2", 0, 0,
+                         "openai: sampling temperature, 0..2"},
 };
 
 typedef struct {
@@ -61,6 +114,8 @@ static int llm_start(mesh_service_ctx_t *ctx, void **state)
     o.n_endpoints = n;
     o.service = "llm";
     o.capacity = (uint32_t)ctx->config[CFG_CAPACITY].i;
+    if (strcmp(ctx->config[CFG_BACKEND].s, "openai") == 0)
+        o.capacity = (uint32_t)ctx->config[CFG_CONCURRENCY].i;
     o.heartbeat_ms = ctx->heartbeat_ms;
     o.liveness = ctx->liveness;
     o.reconnect_min_ms = ctx->reconnect_min_ms;

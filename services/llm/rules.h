@@ -22,17 +22,39 @@
 #define LLM_FIELD_MAX     256 /* longest policy-data field quoted in an answer, bytes */
 #define LLM_LIST_MAX      20  /* coverages / exclusions listed in one answer */
 
-/* An engine's answer. */
+/* Tool calls one engine answer may ask for at once (they run in parallel). */
+#define LLM_RULES_CALLS_MAX 8
+
+/* One tool call of an engine's answer. */
+typedef struct {
+    char id[LLM_CALL_ID_MAX + 1];
+    const char *name;  /* static string */
+    json_t *arguments; /* owned */
+} llm_rules_call_t;
+
+/* An engine's answer: text, or 1..LLM_RULES_CALLS_MAX tool calls. */
 typedef struct {
     llm_result_type_t type;
-    llm_buf_t text;                    /* LLM_RESULT_TEXT */
-    char call_id[LLM_CALL_ID_MAX + 1]; /* LLM_RESULT_TOOL_CALLS: exactly one call */
-    const char *tool_name;             /* static string */
-    json_t *arguments;                 /* owned */
+    llm_buf_t text; /* LLM_RESULT_TEXT */
+    llm_rules_call_t calls[LLM_RULES_CALLS_MAX];
+    size_t n_calls;
 } llm_rules_out_t;
 
 void llm_rules_out_init(llm_rules_out_t *out);
 void llm_rules_out_clear(llm_rules_out_t *out);
+
+/*
+ * Append a tool call to out (type becomes LLM_RESULT_TOOL_CALLS). arguments
+ * is stolen (freed on every error too). The call id is "call_<n>" with n =
+ * the calls already in call's messages + the calls already in out + 1, so
+ * ids never repeat within a conversation's turn. 0, MESH_ENOMEM (arguments
+ * NULL) or MESH_ETOOBIG (already LLM_RULES_CALLS_MAX calls).
+ */
+int llm_rules_add_call(const llm_call_t *call, llm_rules_out_t *out, const char *name,
+                       json_t *arguments);
+
+/* Tool calls made so far in call's messages (assistant tool_calls, all messages). */
+size_t llm_rules_calls_so_far(const llm_call_t *call);
 
 /* Run the engine of call->agent (or the "not available" one). 0 or MESH_ENOMEM/ETOOBIG. */
 int llm_rules_answer(const llm_call_t *call, llm_rules_out_t *out);
@@ -40,6 +62,9 @@ int llm_rules_answer(const llm_call_t *call, llm_rules_out_t *out);
 /* Engines. */
 int llm_rules_policy_qa(const llm_call_t *call, llm_rules_out_t *out);
 int llm_rules_unavailable(const llm_call_t *call, llm_rules_out_t *out);
+int llm_rules_claims_intake(const llm_call_t *call, llm_rules_out_t *out); /* rules_intake*.c */
+int llm_rules_health_review(const llm_call_t *call, llm_rules_out_t *out); /* rules_review*.c */
+int llm_rules_life_trainer(const llm_call_t *call, llm_rules_out_t *out);  /* rules_trainer*.c */
 
 /*
  * Compose the policy_qa answer to question q (the last user message) from a
@@ -64,6 +89,9 @@ long llm_rules_find(const char *s, size_t len, const char *kw);
 
 /* 1 if any of the NULL-terminated keywords occurs in s[0..len) (ASCII case-insensitive). */
 int llm_rules_has_any(const char *s, size_t len, const char *const *keywords);
+
+/* 1 when s[0..len) asks for a person ("转人工", "talk to a human", ...), else 0. */
+int llm_rules_wants_human(const char *s, size_t len);
 
 /* Append an amount of money: zh "1万元" / "8,000元" / "8,000.50元", en "CNY 10,000". */
 int llm_rules_money(llm_buf_t *b, double amount, bool zh);

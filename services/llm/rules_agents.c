@@ -2,6 +2,7 @@
  * rules_agents.c - which engine answers which agent in the rules backend,
  * and the polite answer for agents the rules backend does not implement.
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "mesh/mesh_err.h"
@@ -14,6 +15,9 @@ typedef struct {
 
 static const rules_agent_t s_agents[] = {
     {"policy_qa", llm_rules_policy_qa},
+    {"claims_intake", llm_rules_claims_intake},
+    {"health_review", llm_rules_health_review},
+    {"life_trainer", llm_rules_life_trainer},
 };
 
 void llm_rules_out_init(llm_rules_out_t *out)
@@ -25,8 +29,37 @@ void llm_rules_out_init(llm_rules_out_t *out)
 void llm_rules_out_clear(llm_rules_out_t *out)
 {
     llm_buf_free(&out->text);
-    json_decref(out->arguments);
+    for (size_t i = 0; i < out->n_calls; i++)
+        json_decref(out->calls[i].arguments);
     memset(out, 0, sizeof(*out));
+}
+
+size_t llm_rules_calls_so_far(const llm_call_t *call)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < call->n_messages; i++) {
+        if (call->messages[i].tool_calls != NULL)
+            n += json_array_size(call->messages[i].tool_calls);
+    }
+    return n;
+}
+
+int llm_rules_add_call(const llm_call_t *call, llm_rules_out_t *out, const char *name,
+                       json_t *arguments)
+{
+    if (arguments == NULL)
+        return MESH_ENOMEM;
+    if (out->n_calls >= LLM_RULES_CALLS_MAX) {
+        json_decref(arguments);
+        return MESH_ETOOBIG;
+    }
+    llm_rules_call_t *c = &out->calls[out->n_calls];
+    snprintf(c->id, sizeof(c->id), "call_%zu", llm_rules_calls_so_far(call) + out->n_calls + 1);
+    c->name = name;
+    c->arguments = arguments;
+    out->n_calls++;
+    out->type = LLM_RESULT_TOOL_CALLS;
+    return 0;
 }
 
 int llm_rules_answer(const llm_call_t *call, llm_rules_out_t *out)

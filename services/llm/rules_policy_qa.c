@@ -18,7 +18,8 @@
 #include "mesh/mesh_err.h"
 #include "rules.h"
 
-#define TOOL_LOOKUP "policy.lookup"
+#define TOOL_LOOKUP       "policy.lookup"
+#define TOOL_STATE_UPDATE "state.update"
 
 typedef enum {
     LOOKUP_OK = 0,
@@ -155,16 +156,6 @@ static json_t *history_lookup(const llm_call_t *call, const char *pno, const jso
 }
 
 /* Tool calls made so far in the conversation, to number the next call deterministically. */
-static size_t calls_so_far(const llm_call_t *call)
-{
-    size_t n = 0;
-    for (size_t i = 0; i < call->n_messages; i++) {
-        if (call->messages[i].tool_calls != NULL)
-            n += json_array_size(call->messages[i].tool_calls);
-    }
-    return n;
-}
-
 static int ask_for_policy_no(const llm_call_t *call, llm_rules_out_t *out)
 {
     out->type = LLM_RESULT_TEXT;
@@ -177,13 +168,7 @@ static int ask_for_policy_no(const llm_call_t *call, llm_rules_out_t *out)
 
 static int emit_lookup(const llm_call_t *call, const char *pno, llm_rules_out_t *out)
 {
-    out->arguments = json_pack("{s:s}", "policy_no", pno);
-    if (out->arguments == NULL)
-        return MESH_ENOMEM;
-    out->type = LLM_RESULT_TOOL_CALLS;
-    out->tool_name = TOOL_LOOKUP;
-    snprintf(out->call_id, sizeof(out->call_id), "call_%zu", calls_so_far(call) + 1);
-    return 0;
+    return llm_rules_add_call(call, out, TOOL_LOOKUP, json_pack("{s:s}", "policy_no", pno));
 }
 
 static int handle_question(const llm_call_t *call, llm_rules_out_t *out)
@@ -323,10 +308,50 @@ static int answer_from_tools(const llm_call_t *call, llm_rules_out_t *out)
     return rc;
 }
 
+/* The conversation is already waiting for (or held by) a person. */
+static bool in_handoff(const llm_call_t *call)
+{
+    const char *h = json_string_value(json_object_get(call->state, "handoff"));
+    return h != NULL && (strcmp(h, "pending") == 0 || strcmp(h, "human") == 0);
+}
+
+/* The customer asked for a person: record the handoff (the router's state.update). */
+static int request_handoff(const llm_call_t *call, llm_rules_out_t *out)
+{
+    json_t *args = json_pack("{s:{s:s}}", "handoff", "reason",
+                             is_zh(call) ? "customer_request: 客户要求转人工"
+                                         : "customer_request: the customer asked for a person");
+    return llm_rules_add_call(call, out, TOOL_STATE_UPDATE, args);
+}
+
+static int answer_handoff(const llm_call_t *call, const llm_message_t *tm, llm_rules_out_t *out)
+{
+    out->type = LLM_RESULT_TEXT;
+    if (!tm->ok) {
+        llm_buf_puts(&out->text, is_zh(call) ? "抱歉，暂时无法为您转接人工，请稍后再试。"
+                                             : "Sorry, I could not reach a colleague just now. "
+                                               "Please try again in a moment.");
+        return llm_buf_error(&out->text);
+    }
+    llm_buf_puts(&out->text, is_zh(call)
+                                 ? "好的，已为您转接人工客服，请稍候，同事会尽快在这里回复您。"
+                                 : "Of course. I have asked a colleague to take over; they will "
+                                   "answer you here shortly.");
+    return llm_buf_error(&out->text);
+}
+
 int llm_rules_policy_qa(const llm_call_t *call, llm_rules_out_t *out)
 {
     size_t n = call->n_messages;
-    if (n > 0 && call->messages[n - 1].role == LLM_ROLE_TOOL)
+    if (n > 0 && call->messages[n - 1].role == LLM_ROLE_TOOL) {
+        const llm_message_t *tm = &call->messages[n - 1];
+        if (tm->name != NULL && strcmp(tm->name, TOOL_STATE_UPDATE) == 0)
+            return answer_handoff(call, tm, out);
         return answer_from_tools(call, out);
+    }
+    if (n > 0 && call->messages[n - 1].role == LLM_ROLE_USER && !in_handoff(call) &&
+        tool_offered(call, TOOL_STATE_UPDATE) &&
+        llm_rules_wants_human(call->messages[n - 1].text, call->messages[n - 1].text_len))
+        return request_handoff(call, out);
     return handle_question(call, out);
 }

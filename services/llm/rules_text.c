@@ -193,3 +193,26 @@ size_t llm_rules_next_delta(const char *s, size_t len)
     }
     return len;
 }
+
+/* Phrases of a customer asking for a person (shared by every engine). */
+static const char *const s_wants_human[] = {"转人工",
+                                            "人工客服",
+                                            "人工服务",
+                                            "找人工",
+                                            "真人",
+                                            "人工坐席",
+                                            "找个人",
+                                            "talk to a human",
+                                            "human agent",
+                                            "real person",
+                                            "speak to a person",
+                                            "speak to someone",
+                                            "talk to someone",
+                                            "a human",
+                                            "operator",
+                                            NULL};
+
+int llm_rules_wants_human(const char *s, size_t len)
+{
+    return llm_rules_has_any(s, len, s_wants_human);
+}

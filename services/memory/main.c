@@ -1,6 +1,8 @@
 /*
  * main.c - mesh-memory: the conversation memory worker (ops turn.begin,
- * turn.end, turn.abort, conv.get, lease.renew over Redis; docs/memory.md).
+ * turn.end, turn.abort, conv.get, lease.renew, trace.get, tool.call
+ * (claim.register, claim.get) and the handoff ops over Redis;
+ * docs/memory.md).
  *
  * The mesh_service.h skeleton plus this service's config table.
  */
@@ -90,13 +92,13 @@ static int memory_start(mesh_service_ctx_t *ctx, void **state)
     if (rc != 0)
         return rc;
     char host[4 * MESH_LOG_SAMPLE_MAX + 4];
-    mesh_log_info(
-        "memory",
-        "serving turn.begin/turn.end/turn.abort/conv.get/lease.renew, redis %s:%d, capacity %u, "
-        "ttl %llu s, history %u, %d router(s)",
-        mesh_log_sanitize(cfg.redis.host, strlen(cfg.redis.host), host, sizeof(host)),
-        cfg.redis.port, cfg.worker.capacity, (unsigned long long)cfg.ops.ttl_s, cfg.ops.history_max,
-        n);
+    mesh_log_info("memory",
+                  "serving turn.*/conv.get/lease.renew/trace.get/tool.call/handoff.*, redis %s:%d, "
+                  "capacity %u, "
+                  "ttl %llu s, history %u, %d router(s)",
+                  mesh_log_sanitize(cfg.redis.host, strlen(cfg.redis.host), host, sizeof(host)),
+                  cfg.redis.port, cfg.worker.capacity, (unsigned long long)cfg.ops.ttl_s,
+                  cfg.ops.history_max, n);
     return 0;
 }
 
@@ -131,7 +133,8 @@ static void memory_destroy(void **state)
 
 static const mesh_service_def_t s_def = {
     .name = "memory",
-    .summary = "memory worker: conversation log, state and idempotency in Redis",
+    .summary = "memory worker: conversation log, state, idempotency, claims and the handoff "
+               "queue in Redis",
     .config = s_config,
     .n_config = CFG_COUNT,
     .start = memory_start,

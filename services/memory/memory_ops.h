@@ -1,11 +1,18 @@
 /*
  * memory_ops.h - the memory service's operations (docs/protocol/services.md,
- * "memory"): turn.begin, turn.end, turn.abort, conv.get and lease.renew.
+ * "memory"): turn.begin, turn.end, turn.abort, conv.get, lease.renew,
+ * trace.get, tool.call (claim.register, claim.get) and the handoff ops
+ * (handoff.list, handoff.claim, handoff.reply, handoff.note,
+ * handoff.release).
  *
  * Independent of the broker: an op is (name, conversation id, args) in and
  * (status, message, data) out, over a mesh_redis connection, so tests and
  * other callers can drive it on a bare uv loop. Each op validates its args,
  * then runs exactly one Lua script (memory_scripts.h): one Redis round trip.
+ * Exceptions, each because a second Redis Cluster slot is involved
+ * (docs/memory.md, "Handoff queue"): turn.end that leaves a conversation
+ * pending and handoff.release add a ZADD / ZREM of the handoff queue after
+ * their script; handoff.list is a ZRANGE, then one HMGET per member.
  */
 #ifndef MEMORY_OPS_H
 #define MEMORY_OPS_H
@@ -54,6 +61,32 @@ bool memory_ops_scripts_loaded(const memory_ops_t *ops);
  */
 int memory_ops_run(memory_ops_t *ops, const char *op, const char *conv, const json_t *args,
                    memory_ops_done_fn done, void *arg, char *err, size_t err_size);
+
+/* ---- with the request envelope (tool.call, handoff ops) ------------------- */
+
+/* The parts of a mesh request an op reads. */
+typedef struct {
+    const char *op;
+    const char *conv;   /* NULL or "" when the request has none */
+    const char *tenant; /* NULL or "" = MESH_TENANT_DEFAULT */
+    const json_t *args; /* borrowed for the call only */
+} memory_req_t;
+
+/*
+ * Run req like memory_ops_run, with two differences:
+ *   - the conversation id is optional for ops that are not about one
+ *     conversation (tool.call, handoff.list); the others still need it;
+ *   - a tool outcome decided before Redis (unknown_tool,
+ *     invalid_tool_arguments) is answered at once: the call returns 0 with
+ *     *now set to the data ({ok: false, error: {code, message}}, a new
+ *     reference the caller owns and answers with status 0), and done is
+ *     never called. Otherwise *now is NULL.
+ * memory_ops_run(...) is memory_ops_call with tenant "default", except that
+ * such an immediate tool outcome is returned as MESH_EUNKNOWNTOOL /
+ * MESH_EBADARGS with its message in err (done not called).
+ */
+int memory_ops_call(memory_ops_t *ops, const memory_req_t *req, memory_ops_done_fn done, void *arg,
+                    json_t **now, char *err, size_t err_size);
 
 /* Free ops. NULLs *ops_p. */
 void memory_ops_destroy(memory_ops_t **ops_p);

@@ -161,15 +161,20 @@ static const char s_begin[] =
  *   ARGV[9] rebuild_max
  *   ARGV[10 .. 9+n]                messages (JSON), in order
  *   ARGV[10+n .. 9+n+2*fields]     field, value pairs
- *   ARGV[10+n+2*fields]            trace key prefix "mesh:{<conv>}:trace:"
- *   ARGV[11+n+2*fields]            the turn's span timeline (JSON array), or ""
- * The timeline is stored at <prefix><turns after the increment> with the
- * conversation TTL. That key is built in the script (its number is only
- * known there); it shares the {conv} hash tag, so it is in the same slot as
- * the declared KEYS.
+ *   KEYS[6] traces (hash: turn number -> span timeline JSON)
+ *   ARGV[10+n+2*fields]            the turn's span timeline (JSON array), or ""
+ *   ARGV[11+n+2*fields]            traces kept per conversation (newest turns)
+ * The timeline is stored in the traces hash under field <turns after the
+ * increment>, and the field of turn <turns - keep> is deleted in the same
+ * step, so the hash holds at most `keep` timelines. The hash is a declared
+ * key (an earlier version SET a per-turn string key whose name was built in
+ * the script: not declared in KEYS, which Redis Cluster does not allow).
  * Replies: {"dup"} (already answered: nothing changes), {"lost", holder}
  * (another owner holds the lease: this turn's lease expired and another
- * turn took the conversation over; nothing changes) or {"ok"}.
+ * turn took the conversation over; nothing changes) or
+ * {"ok", handoff, handoff_at}: the state's handoff fields after the write
+ * ("" when absent), so the caller can put a pending conversation on the
+ * handoff queue (another slot: a second command, memory_ops.c).
  * An absent lease (expired, nobody took it) does not stop the write: no
  * other turn ran on the conversation in between.
  */
@@ -206,8 +211,12 @@ static const char s_end[] =
                    "end\n"
                    "local turns = redis.call('HINCRBY', KEYS[2], 'turns', 1)\n"
                    "local tb = base + 2 * nfield\n"
-                   "if ARGV[tb + 2] and ARGV[tb + 2] ~= '' then\n"
-                   "  redis.call('SET', ARGV[tb + 1] .. turns, ARGV[tb + 2], 'EX', ttl)\n"
+                   "if ARGV[tb + 1] and ARGV[tb + 1] ~= '' then\n"
+                   "  redis.call('HSET', KEYS[6], turns, ARGV[tb + 1])\n"
+                   "end\n"
+                   "local keep = tonumber(ARGV[tb + 2]) or 0\n"
+                   "if keep > 0 and turns > keep then\n"
+                   "  redis.call('HDEL', KEYS[6], tostring(turns - keep))\n"
                    "end\n"
                    "redis.call('HSETNX', KEYS[2], 'created', ARGV[4])\n"
                    "redis.call('HSET', KEYS[2], 'updated', ARGV[4])\n"
@@ -218,7 +227,9 @@ static const char s_end[] =
                    "redis.call('EXPIRE', KEYS[1], ttl)\n"
                    "redis.call('EXPIRE', KEYS[2], ttl)\n"
                    "redis.call('EXPIRE', KEYS[5], ttl)\n"
-                   "return {'ok'}\n";
+                   "redis.call('EXPIRE', KEYS[6], ttl)\n"
+                   "local hs = redis.call('HMGET', KEYS[2], 'handoff', 'handoff_at')\n"
+                   "return {'ok', hs[1] or '', hs[2] or ''}\n";
 
 /*
  * turn.abort
@@ -276,26 +287,166 @@ static const char s_renew[] = "local holder = redis.call('GET', KEYS[1])\n"
 
 /*
  * trace.get
- *   KEYS[1] trace:<turn>
+ *   KEYS[1] traces (hash)   KEYS[2] trace:<turn> (string, older versions)
  *   ARGV[1] turn
+ * The hash field first; the per-turn string key that memory versions
+ * before the traces hash wrote is read as a fallback, so timelines recorded
+ * before a rolling upgrade stay readable until they expire.
  * Replies: {"none"} when no timeline is stored, else {"ok", timeline JSON, turn}.
  */
-static const char s_trace[] = "local v = redis.call('GET', KEYS[1])\n"
+static const char s_trace[] = "local v = redis.call('HGET', KEYS[1], ARGV[1])\n"
+                              "if not v then\n"
+                              "  v = redis.call('GET', KEYS[2])\n"
+                              "end\n"
                               "if not v then\n"
                               "  return {'none'}\n"
                               "end\n"
                               "return {'ok', v, ARGV[1]}\n";
 
+/*
+ * tool.call claim.register (keys tagged {claims}: one slot for all claims)
+ *   KEYS[1] mesh:{claims}:seq   KEYS[2] mesh:{claims}:idem   KEYS[3] mesh:{claims}:records
+ *   ARGV[1] idempotency field "<conv>|<policy_no>"
+ *   ARGV[2] registration date yyyymmdd (UTC)
+ *   ARGV[3] the record without claim_no: a JSON object, compact, non-empty
+ *   ARGV[4] tries (MEMORY_CLAIM_SEQ_TRIES)
+ * The claim number is "CLM" .. date .. the sequence (INCR) as at least six
+ * digits; a number already taken (the seq key was reset) is skipped, at most
+ * `tries` times. The record is stored as '{"claim_no":"<no>",' followed by
+ * ARGV[3] without its opening brace.
+ * Replies: {"ok", created (0|1), record JSON}; {"full"} when no free number
+ * was found. A pair registered before whose record is gone (deleted by
+ * hand) is registered again.
+ */
+static const char s_claim_reg[] =
+    "local no = redis.call('HGET', KEYS[2], ARGV[1])\n"
+    "if no then\n"
+    "  local rec = redis.call('HGET', KEYS[3], no)\n"
+    "  if rec then return {'ok', 0, rec} end\n"
+    "end\n"
+    "local tries = tonumber(ARGV[4])\n"
+    "no = nil\n"
+    "for i = 1, tries do\n"
+    "  local seq = redis.call('INCR', KEYS[1])\n"
+    "  local cand = string.format('CLM%s%06d', ARGV[2], seq)\n"
+    "  if redis.call('HEXISTS', KEYS[3], cand) == 0 then no = cand break end\n"
+    "end\n"
+    "if not no then return {'full'} end\n"
+    "local rec = '{\"claim_no\":\"' .. no .. '\",' .. string.sub(ARGV[3], 2)\n"
+    "redis.call('HSET', KEYS[3], no, rec)\n"
+    "redis.call('HSET', KEYS[2], ARGV[1], no)\n"
+    "return {'ok', 1, rec}\n";
+
+/*
+ * tool.call claim.get
+ *   KEYS[1] mesh:{claims}:records   ARGV[1] claim number
+ * Replies: {"ok", record JSON} or {"none"}.
+ */
+static const char s_claim_get[] = "local rec = redis.call('HGET', KEYS[1], ARGV[1])\n"
+                                  "if not rec then return {'none'} end\n"
+                                  "return {'ok', rec}\n";
+
+/*
+ * handoff.claim (pending -> human)
+ *   KEYS[1] state   ARGV[1] person   ARGV[2] now
+ * Replies: {"ok", handoff_at} (the wait started then; "" when unknown) or
+ * {"state", handoff, holder} when the conversation is not pending (nothing
+ * changes).
+ */
+static const char s_ho_claim[] =
+    "local st = redis.call('HMGET', KEYS[1], 'handoff', 'handoff_at', 'handoff_person')\n"
+    "if st[1] ~= 'pending' then\n"
+    "  return {'state', st[1] or '', st[3] or ''}\n"
+    "end\n"
+    "redis.call('HSET', KEYS[1], 'handoff', 'human', 'handoff_person', ARGV[1],\n"
+    "           'updated', ARGV[2])\n"
+    "return {'ok', st[2] or ''}\n";
+
+/*
+ * handoff.reply (a person's answer: to the log and to ctx)
+ *   KEYS[1] log   KEYS[2] state   KEYS[3] ctx   KEYS[4] hidem:<message_id>
+ *   ARGV[1] person   ARGV[2] message JSON   ARGV[3] ttl_s   ARGV[4] history_max
+ *   ARGV[5] now      ARGV[6] rebuild_max
+ * The hidem key makes the reply idempotent on message_id (checked first,
+ * so a retry after a release is still a duplicate, not an error).
+ * Replies: {"dup"}, {"state", handoff, holder} (not held by person: nothing
+ * changes) or {"ok"}.
+ */
+static const char s_ho_reply[] =
+    SCRIPT_PRELUDE "if redis.call('EXISTS', KEYS[4]) == 1 then return {'dup'} end\n"
+                   "local st = redis.call('HMGET', KEYS[2], 'handoff', 'handoff_person')\n"
+                   "if st[1] ~= 'human' or st[2] ~= ARGV[1] then\n"
+                   "  return {'state', st[1] or '', st[2] or ''}\n"
+                   "end\n"
+                   "local ttl = tonumber(ARGV[3])\n"
+                   "local hmax = tonumber(ARGV[4])\n"
+                   "ensure_ctx(KEYS[1], KEYS[3], tonumber(ARGV[6]), hmax)\n"
+                   "append(KEYS[1], hmax, ARGV[2])\n"
+                   "append(KEYS[3], hmax, ARGV[2])\n"
+                   "local seq = redis.call('HINCRBY', KEYS[2], 'seq', 1)\n"
+                   "redis.call('HSET', KEYS[2], 'updated', ARGV[5])\n"
+                   "redis.call('SET', KEYS[4], seq, 'EX', ttl)\n"
+                   "redis.call('EXPIRE', KEYS[1], ttl)\n"
+                   "redis.call('EXPIRE', KEYS[2], ttl)\n"
+                   "redis.call('EXPIRE', KEYS[3], ttl)\n"
+                   "return {'ok'}\n";
+
+/*
+ * handoff.note (an internal note: to the log only, never to the model)
+ *   KEYS[1] log   KEYS[2] state
+ *   ARGV[1] note JSON   ARGV[2] ttl_s   ARGV[3] history_max   ARGV[4] now
+ * Replies: {"none"} (no such conversation) or {"ok"}.
+ */
+static const char s_ho_note[] =
+    SCRIPT_PRELUDE "if redis.call('EXISTS', KEYS[2]) == 0 then return {'none'} end\n"
+                   "local ttl = tonumber(ARGV[2])\n"
+                   "append(KEYS[1], tonumber(ARGV[3]), ARGV[1])\n"
+                   "redis.call('HINCRBY', KEYS[2], 'seq', 1)\n"
+                   "redis.call('HSET', KEYS[2], 'updated', ARGV[4])\n"
+                   "redis.call('EXPIRE', KEYS[1], ttl)\n"
+                   "redis.call('EXPIRE', KEYS[2], ttl)\n"
+                   "return {'ok'}\n";
+
+/*
+ * handoff.release (human -> bot)
+ *   KEYS[1] log   KEYS[2] state
+ *   ARGV[1] person   ARGV[2] note JSON (the summary)   ARGV[3] ttl_s
+ *   ARGV[4] history_max   ARGV[5] now
+ * Clears handoff, handoff_reason, handoff_at and handoff_person and appends
+ * the note, only when person holds the conversation.
+ * Replies: {"state", handoff, holder} (nothing changes) or {"ok"}.
+ */
+static const char s_ho_release[] =
+    SCRIPT_PRELUDE "local st = redis.call('HMGET', KEYS[2], 'handoff', 'handoff_person')\n"
+                   "if st[1] ~= 'human' or st[2] ~= ARGV[1] then\n"
+                   "  return {'state', st[1] or '', st[2] or ''}\n"
+                   "end\n"
+                   "local ttl = tonumber(ARGV[3])\n"
+                   "redis.call('HDEL', KEYS[2], 'handoff', 'handoff_reason', 'handoff_at',\n"
+                   "           'handoff_person')\n"
+                   "append(KEYS[1], tonumber(ARGV[4]), ARGV[2])\n"
+                   "redis.call('HINCRBY', KEYS[2], 'seq', 1)\n"
+                   "redis.call('HSET', KEYS[2], 'updated', ARGV[5])\n"
+                   "redis.call('EXPIRE', KEYS[1], ttl)\n"
+                   "redis.call('EXPIRE', KEYS[2], ttl)\n"
+                   "return {'ok'}\n";
+
 static const char *const s_sources[MEMORY_SCRIPT_COUNT] = {
-    [MEMORY_SCRIPT_BEGIN] = s_begin, [MEMORY_SCRIPT_END] = s_end,
-    [MEMORY_SCRIPT_ABORT] = s_abort, [MEMORY_SCRIPT_GET] = s_get,
-    [MEMORY_SCRIPT_RENEW] = s_renew, [MEMORY_SCRIPT_TRACE] = s_trace,
+    [MEMORY_SCRIPT_BEGIN] = s_begin,         [MEMORY_SCRIPT_END] = s_end,
+    [MEMORY_SCRIPT_ABORT] = s_abort,         [MEMORY_SCRIPT_GET] = s_get,
+    [MEMORY_SCRIPT_RENEW] = s_renew,         [MEMORY_SCRIPT_TRACE] = s_trace,
+    [MEMORY_SCRIPT_CLAIM_REG] = s_claim_reg, [MEMORY_SCRIPT_CLAIM_GET] = s_claim_get,
+    [MEMORY_SCRIPT_HO_CLAIM] = s_ho_claim,   [MEMORY_SCRIPT_HO_REPLY] = s_ho_reply,
+    [MEMORY_SCRIPT_HO_NOTE] = s_ho_note,     [MEMORY_SCRIPT_HO_RELEASE] = s_ho_release,
 };
 
 static const char *const s_names[MEMORY_SCRIPT_COUNT] = {
-    [MEMORY_SCRIPT_BEGIN] = "turn.begin",  [MEMORY_SCRIPT_END] = "turn.end",
-    [MEMORY_SCRIPT_ABORT] = "turn.abort",  [MEMORY_SCRIPT_GET] = "conv.get",
-    [MEMORY_SCRIPT_RENEW] = "lease.renew", [MEMORY_SCRIPT_TRACE] = "trace.get",
+    [MEMORY_SCRIPT_BEGIN] = "turn.begin",         [MEMORY_SCRIPT_END] = "turn.end",
+    [MEMORY_SCRIPT_ABORT] = "turn.abort",         [MEMORY_SCRIPT_GET] = "conv.get",
+    [MEMORY_SCRIPT_RENEW] = "lease.renew",        [MEMORY_SCRIPT_TRACE] = "trace.get",
+    [MEMORY_SCRIPT_CLAIM_REG] = "claim.register", [MEMORY_SCRIPT_CLAIM_GET] = "claim.get",
+    [MEMORY_SCRIPT_HO_CLAIM] = "handoff.claim",   [MEMORY_SCRIPT_HO_REPLY] = "handoff.reply",
+    [MEMORY_SCRIPT_HO_NOTE] = "handoff.note",     [MEMORY_SCRIPT_HO_RELEASE] = "handoff.release",
 };
 
 const char *memory_script_source(memory_script_id_t id)

@@ -42,8 +42,15 @@ static void on_request(mesh_worker_t *w, mesh_worker_req_t *req, const mesh_requ
     (void)w;
     memory_worker_t *mw = arg;
     char err[MESH_ERRMSG_MAX + 1] = "";
-    int rc =
-        memory_ops_run(mw->ops, msg->op, msg->conv, msg->args, on_op_done, req, err, sizeof err);
+    memory_req_t mreq = {
+        .op = msg->op, .conv = msg->conv, .tenant = msg->tenant, .args = msg->args};
+    json_t *now = NULL;
+    int rc = memory_ops_call(mw->ops, &mreq, on_op_done, req, &now, err, sizeof err);
+    if (rc == 0 && now != NULL) { /* a tool outcome decided without Redis */
+        mesh_worker_final(req, 0, NULL, now);
+        json_decref(now);
+        return;
+    }
     if (rc == 0)
         return;
     /* err may quote the client's op name: it went through mesh_log_sanitize. */

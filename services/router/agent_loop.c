@@ -105,8 +105,22 @@ static void answer(router_turn_t *t, int status, const char *msg, json_t *data)
                                &rep);
 }
 
+void router__turn_partial_data(router_turn_t *t, json_t *data)
+{
+    if (!t->stream || t->answered)
+        return;
+    mesh_reply_t rep;
+    memset(&rep, 0, sizeof(rep));
+    memcpy(rep.id, t->req.id, sizeof(rep.id));
+    rep.data = data; /* borrowed */
+    router_broker_client_reply(t->al->broker, t->client, t->client_len, ROUTER_SERVICE_AGENT, false,
+                               &rep);
+}
+
 void router__turn_partial(router_turn_t *t, const char *delta, size_t len)
 {
+    if (t->answered)
+        return;
     mesh_reply_t rep;
     memset(&rep, 0, sizeof(rep));
     memcpy(rep.id, t->req.id, sizeof(rep.id));
@@ -259,6 +273,9 @@ static void turn_free(router_turn_t *t)
     json_decref(t->turn_msgs);
     json_decref(t->tool_summary);
     json_decref(t->final_data);
+    json_decref(t->cstate);
+    json_decref(t->fallback);
+    free(t->streamed);
     router_agents_unref(&t->agents);
     free(t);
 }
@@ -361,29 +378,67 @@ static void end_cb(router_reply_kind_t kind, mesh_reply_t *rep, void *arg)
     turn_finish(t);
 }
 
-void router__turn_complete(router_turn_t *t, json_t *text)
+/* The FINAL data of a recorded turn (reply is a json string, referenced). */
+static json_t *final_data_new(router_turn_t *t, json_t *reply)
 {
-    const char *agent = t->agent->name;
-    /* The answer's json string is shared (referenced, not copied) by the
-     * stored message, the FINAL data and the turn.end args. */
-    json_t *msg = json_pack("{s:s, s:O, s:s}", "role", "assistant", "text", text, "agent", agent);
-    t->final_data = json_pack("{s:s, s:s, s:s, s:O, s:b, s:O, s:i}", "conversation_id", t->req.conv,
-                              "message_id", t->message_id, "agent", agent, "reply", text,
-                              "duplicate", 0, "tool_calls", t->tool_summary, "steps", t->steps);
-    if (!msg || !t->final_data || json_array_append_new(t->turn_msgs, msg) != 0) {
-        router__turn_fail(t, MESH_ENOMEM, NULL, true);
-        return;
+    json_t *d = json_pack("{s:s, s:s, s:s, s:O, s:b, s:O, s:i}", "conversation_id", t->req.conv,
+                          "message_id", t->message_id, "agent", t->agent->name, "reply", reply,
+                          "duplicate", 0, "tool_calls", t->tool_summary, "steps", t->steps);
+    if (d && router__state_final_extras(t, d) != 0) {
+        json_decref(d);
+        d = NULL;
     }
+    return d;
+}
+
+void router__turn_record(router_turn_t *t)
+{
     t->state = TURN_END;
-    json_t *args =
-        json_pack("{s:s, s:s, s:O, s:{s:s}, s:O}", "message_id", t->message_id, "owner", t->owner,
-                  "messages", t->turn_msgs, "state", "agent", agent, "reply", t->final_data);
+    json_t *fields = router__state_fields(t);
+    json_t *args = fields ? json_pack("{s:s, s:s, s:O, s:o, s:O}", "message_id", t->message_id,
+                                      "owner", t->owner, "messages", t->turn_msgs, "state", fields,
+                                      "reply", t->final_data)
+                          : NULL;
     int rc = router__turn_submit(t, "memory", "turn.end", args, true, 0, end_cb, t, t->pending_id);
     if (rc) {
         json_decref(t->final_data);
         t->final_data = NULL;
         router__turn_fail(t, rc, "memory turn.end not sent", true);
     }
+}
+
+void router__turn_complete(router_turn_t *t, json_t *text)
+{
+    const char *agent = t->agent->name;
+    /* The answer's json string is shared (referenced, not copied) by the
+     * stored message, the FINAL data and the turn.end args. */
+    json_t *msg = json_pack("{s:s, s:O, s:s}", "role", "assistant", "text", text, "agent", agent);
+    json_decref(t->final_data);
+    t->final_data = final_data_new(t, text);
+    if (!msg || !t->final_data || json_array_append_new(t->turn_msgs, msg) != 0) {
+        router__turn_fail(t, MESH_ENOMEM, NULL, true);
+        return;
+    }
+    router__turn_record(t);
+}
+
+/*
+ * Handoff gate: a person holds the conversation (or it waits for one). No
+ * model, no tool: the user message is already in the log (turn.begin); the
+ * turn is recorded without messages and answered with an empty reply.
+ */
+static void turn_gated(router_turn_t *t, const char *handoff)
+{
+    mesh_log_debug(LOG_SUB, "conv %s message %s: handoff %s, bot silent", t->req.conv,
+                   t->message_id, handoff);
+    json_t *empty = json_string("");
+    t->final_data = empty ? final_data_new(t, empty) : NULL;
+    json_decref(empty);
+    if (!t->final_data) {
+        router__turn_fail(t, MESH_ENOMEM, NULL, true);
+        return;
+    }
+    router__turn_record(t);
 }
 
 /* ---- turn.begin ---- */
@@ -471,14 +526,23 @@ static void on_begun(router_turn_t *t, json_t *data)
     router__lease_start(t);
     json_t *state = json_object_get(data, "state");
     const char *state_agent = json_string_value(json_object_get(state, "agent"));
-    t->agent = router_agents_pick(t->agents, state_agent, t->requested_agent, t->text);
     t->lang = mesh_text_lang(t->text);
     t->turn_msgs = json_array();
     t->tool_summary = json_array();
-    if (!t->turn_msgs || !t->tool_summary) {
+    if (!t->turn_msgs || !t->tool_summary || router__state_load(t, state) != 0) {
         router__turn_fail(t, MESH_ENOMEM, NULL, true);
         return;
     }
+    const char *handoff = router__state_handoff(t);
+    if (handoff) {
+        /* A person has the conversation: it stays with its agent (no switch). */
+        t->agent = router_agents_find(t->agents, state_agent);
+        if (!t->agent)
+            t->agent = router_agents_pick(t->agents, NULL, t->requested_agent, t->text);
+        turn_gated(t, handoff);
+        return;
+    }
+    t->agent = router_agents_pick(t->agents, state_agent, t->requested_agent, t->text);
     mesh_log_debug(LOG_SUB, "conv %s message %s: agent %s, lang %s, %zu history", t->req.conv,
                    t->message_id, t->agent->name, t->lang, json_array_size(history));
     router__turn_llm(t);
@@ -666,6 +730,71 @@ void router_agent_loop_handle(void *arg, const void *client, size_t client_len, 
     } else {
         t->state = TURN_QUEUED;
         wake_at(t, t->deadline);
+    }
+}
+
+/* ---- cancel ---- */
+
+static void turn_interrupted(router_turn_t *t)
+{
+    bool any = router__turn_interrupt(t);
+    cancel_pending(t);
+    if (!any) {
+        turn_abort(t); /* nothing said yet: the message stays pending for a retry */
+        return;
+    }
+    json_t *said = json_stringn(t->streamed ? t->streamed : "", t->streamed_len);
+    json_decref(t->final_data);
+    t->final_data = said ? final_data_new(t, said) : NULL;
+    json_decref(said);
+    if (!t->final_data || json_object_set_new(t->final_data, "interrupted", json_true()) != 0) {
+        router__turn_fail(t, MESH_ENOMEM, NULL, true);
+        return;
+    }
+    router__turn_record(t);
+}
+
+void router_agent_loop_cancel(router_agent_loop_t *al, const void *client, size_t client_len,
+                              const char *id)
+{
+    if (!al || !client || !id)
+        return;
+    router_turn_t *t = NULL;
+    for (router_list_t *l = al->turns.next; l != &al->turns; l = l->next) {
+        router_turn_t *c = turn_of_link(l);
+        if (c->client_len == client_len && memcmp(c->client, client, client_len) == 0 &&
+            strcmp(c->req.id, id) == 0 && !c->cancelled) {
+            t = c;
+            break;
+        }
+    }
+    if (!t)
+        return;
+    t->cancelled = true;
+    if (!t->answered) {
+        t->answered = true; /* never answered from here on */
+        t->span_status = MESH_ECANCELED;
+        router_metrics_turn_end(t->agent ? t->agent->name : NULL, MESH_ECANCELED, t->start_ns,
+                                t->steps > 0 ? (uint32_t)t->steps : 0);
+    }
+    mesh_log_info(LOG_SUB, "conv %s message %s: cancelled by the client", t->req.conv,
+                  t->message_id ? t->message_id : "-");
+    switch (t->state) {
+    case TURN_QUEUED:
+    case TURN_BACKOFF: /* never held the lease */
+        turn_finish(t);
+        break;
+    case TURN_BEGIN: /* turn.begin may have recorded the message and taken the lease */
+        cancel_pending(t);
+        turn_abort(t);
+        break;
+    case TURN_LLM:
+    case TURN_TOOLS:
+        turn_interrupted(t);
+        break;
+    case TURN_END:   /* recording: finishes without answering */
+    case TURN_ABORT: /* answered already */
+        break;
     }
 }
 

@@ -61,6 +61,22 @@ void router_agent_loop_set_agents(router_agent_loop_t *al, router_agents_t *agen
 /* The router_agent_fn for the broker: one client REQUEST to service "agent". */
 void router_agent_loop_handle(void *al, const void *client, size_t client_len, mesh_request_t *req);
 
+/*
+ * The client cancelled its turn id (protocol CANCEL for service "agent";
+ * client is its identity). The client is never answered. A turn still
+ * waiting (queued, or backing off before it got the lease) is dropped; one
+ * whose turn.begin is in flight is aborted (turn.abort releases the lease,
+ * the message stays pending); a running one cancels its llm/tool requests
+ * and records with turn.end what it has: this turn's tool messages and the
+ * text already streamed as an assistant message {"interrupted": true} (the
+ * FINAL data stored for duplicates carries "interrupted": true); with
+ * nothing to record it is aborted. A turn already recording (turn.end in
+ * flight) finishes silently. Unknown ids are ignored. Finds the turn by a
+ * scan of the running turns (cancels are rare).
+ */
+void router_agent_loop_cancel(router_agent_loop_t *al, const void *client, size_t client_len,
+                              const char *id);
+
 /* Turns accepted and not yet finished (answered and recorded/aborted). */
 size_t router_agent_loop_active(const router_agent_loop_t *al);
 

@@ -50,14 +50,15 @@ static json_t *tool_error_text(const char *code, const char *message)
     return v;
 }
 
-/* All results are in: record the assistant's calls and the tool messages, then ask again. */
-static void tools_done(router_turn_t *t)
+/* Append the assistant's calls and one tool message per call (in call order)
+ * to the turn's messages, then free the slots. 0 or MESH_ENOMEM. */
+static int tools_record(router_turn_t *t)
 {
     json_t *calls = json_array();
     json_t *amsg = json_pack("{s:s, s:s, s:s, s:o}", "role", "assistant", "text", "", "agent",
                              t->agent->name, "tool_calls", calls);
     if (!amsg || json_array_append_new(t->turn_msgs, amsg) != 0)
-        goto nomem;
+        return MESH_ENOMEM;
     for (size_t i = 0; i < t->n_slots; i++) {
         router_tool_slot_t *s = &t->slots[i];
         json_t *call = json_pack("{s:s, s:s, s:O}", "id", s->call_id, "name", s->name, "arguments",
@@ -69,17 +70,68 @@ static void tools_done(router_turn_t *t)
             json_decref(call);
             json_decref(tmsg);
             json_decref(sum);
-            goto nomem;
+            return MESH_ENOMEM;
         }
         json_array_append_new(calls, call);
         json_array_append_new(t->turn_msgs, tmsg);
         json_array_append_new(t->tool_summary, sum);
     }
     router__turn_tools_cancel(t); /* nothing pending: frees the slots */
+    return 0;
+}
+
+/* All results are in: record the calls and results, then ask again. */
+static void tools_done(router_turn_t *t)
+{
+    if (tools_record(t) != 0) {
+        router__turn_fail(t, MESH_ENOMEM, NULL, true);
+        return;
+    }
     router__turn_llm(t);
-    return;
-nomem:
-    router__turn_fail(t, MESH_ENOMEM, NULL, true);
+}
+
+/* PARTIAL {tool: {name, call_id, phase, ok?}} to a streaming client. */
+static void tool_partial(router_turn_t *t, const router_tool_slot_t *s, bool end)
+{
+    if (!t->stream)
+        return;
+    json_t *p = json_pack("{s:{s:s, s:s, s:s}}", "tool", "name", s->name, "call_id", s->call_id,
+                          "phase", end ? "end" : "start");
+    if (p && end)
+        json_object_set_new(json_object_get(p, "tool"), "ok", json_boolean(s->ok));
+    if (p)
+        router__turn_partial_data(t, p);
+    json_decref(p);
+}
+
+bool router__turn_interrupt(router_turn_t *t)
+{
+    if (t->state == TURN_TOOLS && t->slots) {
+        /* Calls still running are cancelled and recorded as such, so the
+         * stored assistant call message has a result for every call. */
+        for (size_t i = 0; i < t->n_slots; i++) {
+            router_tool_slot_t *s = &t->slots[i];
+            if (s->pending && s->req_id[0])
+                router_broker_cancel(t->al->broker, s->req_id);
+            if (s->pending || !s->text) {
+                s->pending = false;
+                s->req_id[0] = '\0';
+                s->ok = false;
+                json_decref(s->text);
+                s->text = tool_error_text("cancelled", "the client cancelled the turn");
+            }
+        }
+        t->slots_pending = 0;
+        if (tools_record(t) != 0)
+            router__turn_tools_cancel(t);
+    } else if (t->state == TURN_LLM && t->streamed_len > 0) {
+        json_t *m = json_pack("{s:s, s:s%, s:s, s:b}", "role", "assistant", "text", t->streamed,
+                              t->streamed_len, "agent", t->agent->name, "interrupted", 1);
+        if (m)
+            json_array_append_new(t->turn_msgs, m);
+    }
+    return json_array_size(t->turn_msgs) > 0 || t->slots_dirty || t->records_dirty ||
+           t->mode_dirty || t->handoff_dirty;
 }
 
 /*
@@ -138,39 +190,55 @@ static void tool_cb(router_reply_kind_t kind, mesh_reply_t *rep, void *arg)
         router__turn_fail(t, MESH_ENOMEM, NULL, true);
         return;
     }
+    tool_partial(t, s, true);
     if (t->slots_pending == 0)
         tools_done(t);
 }
 
-/* Authorise one call; either fill s->text with a refusal or send it. 0 or a send error. */
+/* Authorise one call; either fill s->text with a refusal or a local result,
+ * or send it to the tool's service. 0 or a send error. */
 static int tool_start(router_turn_t *t, router_tool_slot_t *s)
 {
     char err[SCHEMA_ERR_MAX];
+    tool_partial(t, s, false);
     if (!router_agent_allows(t->agent, s->name)) {
         snprintf(err, sizeof(err), "tool %s is not allowed for agent %s", s->name, t->agent->name);
         router_metrics_tool_call(s->name, "tool_not_allowed", uv_hrtime());
         s->text = tool_error_text("tool_not_allowed", err);
-        return s->text ? 0 : MESH_ENOMEM;
+        goto local;
     }
     const router_tool_t *tool = router_agents_tool(t->agents, s->name);
     err[0] = '\0';
     if (!tool || mesh_schema_validate(tool->parameters, s->arguments, err, sizeof(err)) != 0) {
         router_metrics_tool_call(s->name, "invalid_tool_arguments", uv_hrtime());
         s->text = tool_error_text("invalid_tool_arguments", err[0] ? err : "invalid arguments");
-        return s->text ? 0 : MESH_ENOMEM;
+        goto local;
+    }
+    if (tool->service == ROUTER_TOOL_SVC_ROUTER) {
+        /* state.update runs here: no request (agents.c admits no other local tool). */
+        uint64_t t0 = uv_hrtime();
+        if (router__state_update(t, s->arguments, &s->ok, &s->text) != 0)
+            return MESH_ENOMEM;
+        router_metrics_tool_call(s->name, s->ok ? "ok" : "invalid_tool_arguments", t0);
+        goto local;
     }
     json_t *args = json_pack("{s:s, s:O, s:s}", "name", s->name, "arguments", s->arguments,
                              "call_id", s->call_id);
     s->pending = true;
     t->slots_pending++;
     s->start_ns = uv_hrtime();
-    int rc = router__turn_submit(t, "tools", "tool.call", args, tool->idempotent, 0, tool_cb, s,
-                                 s->req_id);
+    int rc = router__turn_submit(t, tool->service_name, "tool.call", args, tool->idempotent, 0,
+                                 tool_cb, s, s->req_id);
     if (rc) {
         s->pending = false;
         t->slots_pending--;
     }
     return rc;
+local:
+    if (!s->text)
+        return MESH_ENOMEM;
+    tool_partial(t, s, true);
+    return 0;
 }
 
 /* 0 if calls is a well-formed array of 1..ROUTER_TOOL_CALLS_MAX {id, name, arguments}. */
@@ -246,6 +314,34 @@ static void run_tools(router_turn_t *t, json_t *calls)
 
 /* ---- model ---- */
 
+/* Keep what the client got of this call (recorded if it cancels), at most
+ * ROUTER_STREAMED_MAX bytes, cut on a UTF-8 boundary; the buffer grows by
+ * doubling (most answers are short). */
+static void keep_streamed(router_turn_t *t, const char *s, size_t n)
+{
+    if (t->streamed_len + n > ROUTER_STREAMED_MAX) {
+        n = ROUTER_STREAMED_MAX - t->streamed_len;
+        while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
+            n--;
+    }
+    if (n == 0)
+        return;
+    if (t->streamed_len + n > t->streamed_cap) {
+        size_t cap = t->streamed_cap ? t->streamed_cap : ROUTER_STREAMED_INITIAL;
+        while (cap < t->streamed_len + n)
+            cap *= 2;
+        if (cap > ROUTER_STREAMED_MAX)
+            cap = ROUTER_STREAMED_MAX;
+        char *p = realloc(t->streamed, cap);
+        if (!p)
+            return; /* out of memory: a cancel then records less */
+        t->streamed = p;
+        t->streamed_cap = cap;
+    }
+    memcpy(t->streamed + t->streamed_len, s, n);
+    t->streamed_len += n;
+}
+
 static void on_delta(router_turn_t *t, const json_t *data)
 {
     const json_t *d = json_object_get(data, "delta");
@@ -262,8 +358,42 @@ static void on_delta(router_turn_t *t, const json_t *data)
     while (skip < n && ((unsigned char)s[skip] & 0xC0) == 0x80)
         skip++;
     t->stream_sent = t->stream_attempt;
-    if (skip < n)
+    if (skip < n) {
+        keep_streamed(t, s + skip, n - skip);
         router__turn_partial(t, s + skip, n - skip);
+    }
+}
+
+/*
+ * The model is unusable (EUNAVAIL, ETIMEDOUT, EBUSY) and the agent's
+ * fallback_mode is "handoff": hand the conversation to a person, answer with
+ * the agent's fallback text and record the turn. True when it did.
+ */
+static bool fallback_handoff(router_turn_t *t, int status)
+{
+    if (strcmp(t->agent->fallback_mode, "handoff") != 0 ||
+        (status != MESH_EUNAVAIL && status != MESH_ETIMEDOUT && status != MESH_EBUSY))
+        return false;
+    if (router__turn_now(t) >= t->deadline)
+        return false; /* the turn's own deadline: no time left to record anything */
+    char reason[64];
+    snprintf(reason, sizeof(reason), "model unavailable: %s",
+             status == MESH_EUNAVAIL ? "EUNAVAIL"
+             : status == MESH_EBUSY  ? "EBUSY"
+                                     : "ETIMEDOUT");
+    json_decref(t->fallback);
+    t->fallback = json_pack("{s:s, s:s}", "mode", "handoff", "reason", reason);
+    json_t *text = json_string(router_agent_fallback(t->agent, t->lang));
+    if (!t->fallback || !text || router__state_set_handoff(t, reason) != 0) {
+        json_decref(text);
+        router__turn_fail(t, MESH_ENOMEM, NULL, true);
+        return true;
+    }
+    mesh_log_info(LOG_SUB, "conv %s message %s: %s, fallback handoff", t->req.conv, t->message_id,
+                  reason);
+    router__turn_complete(t, text);
+    json_decref(text);
+    return true;
 }
 
 static void llm_cb(router_reply_kind_t kind, mesh_reply_t *rep, void *arg)
@@ -279,11 +409,14 @@ static void llm_cb(router_reply_kind_t kind, mesh_reply_t *rep, void *arg)
     }
     t->pending_id[0] = '\0';
     if (rep->status != 0) {
+        if (fallback_handoff(t, rep->status))
+            return;
         char msg[MESH_ERRMSG_MAX + 64];
         snprintf(msg, sizeof(msg), "llm: %s", rep->err[0] ? rep->err : mesh_strerror(rep->status));
         router__turn_fail(t, rep->status, msg, true);
         return;
     }
+    router__state_llm_usage(t, rep->data);
     const char *type = json_string_value(json_object_get(rep->data, "type"));
     if (type && strcmp(type, "text") == 0) {
         json_t *text = json_object_get(rep->data, "text");
@@ -327,6 +460,7 @@ void router__turn_llm(router_turn_t *t)
     t->steps++;
     t->stream_sent = 0;
     t->stream_attempt = 0;
+    t->streamed_len = 0;
     t->state = TURN_LLM;
     json_t *messages = json_array();
     if (!messages || json_array_extend(messages, t->history) != 0 ||
@@ -335,9 +469,14 @@ void router__turn_llm(router_turn_t *t)
         router__turn_fail(t, MESH_ENOMEM, NULL, true);
         return;
     }
-    json_t *args = json_pack("{s:s, s:s, s:o, s:s, s:o, s:O, s:b}", "agent", ag->name, "tier",
-                             ag->tier, "system", prompt_json(ag, t->lang), "lang", t->lang,
-                             "messages", messages, "tools", ag->llm_tools, "stream", t->stream);
+    /* The state as of this step (state.updates of earlier steps included):
+     * a copy, since later steps change the turn's. */
+    json_t *state = json_deep_copy(t->cstate);
+    json_t *args =
+        json_pack("{s:s, s:s, s:o, s:s, s:o, s:O, s:b, s:o, s:s, s:s}", "agent", ag->name, "tier",
+                  ag->tier, "system", prompt_json(ag, t->lang), "lang", t->lang, "messages",
+                  messages, "tools", ag->llm_tools, "stream", t->stream, "state", state, "fallback",
+                  ag->fallback_mode, "response_format", ag->response_format);
     int rc = router__turn_submit(t, "llm", "llm.chat", args, true, 0, llm_cb, t, t->pending_id);
     if (rc)
         router__turn_fail(t, rc, "llm: request not sent", true);

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "mesh/mesh_json.h"
+#include "mesh/mesh_limits.h"
 #include "agent_loop.h"
 #include "convq.h"
 #include "heap.h"
@@ -30,6 +31,17 @@
 
 /* Our request ids: 32 hex chars from mesh_id_new. */
 #define ROUTER_REQ_ID_LEN 32
+
+/* Bounds of the conversation state the router writes (contracts: state hash). */
+#define ROUTER_SLOTS_MAX   (16 * 1024) /* bytes of "slots" as compact JSON */
+#define ROUTER_RECORDS_MAX (64 * 1024) /* bytes of "records" as compact JSON */
+#define ROUTER_MODE_MAX    32          /* bytes of "mode" */
+/* Bytes of streamed text a turn keeps to record it when the client cancels. */
+#define ROUTER_STREAMED_MAX MESH_TEXT_MAX
+/* First size of that buffer. */
+#define ROUTER_STREAMED_INITIAL 1024
+/* Bytes of the model name kept from an llm FINAL. */
+#define ROUTER_MODEL_MAX 128
 
 /* The tool-result JSON buffer is kept between steps unless it grew past this. */
 #define ROUTER_JSON_KEEP_MAX (256 * 1024)
@@ -122,6 +134,26 @@ struct router_turn {
     int span_status;       /* the status the client got (0 until failed) */
     router_subreq_t *subs; /* in flight (or cancelled), freed with the turn */
     json_t *trace;         /* array of mesh_span_record_json, at most ROUTER_TRACE_SPANS_MAX */
+
+    /* conversation state (agent_state.c): {slots: {}, mode, records: {},
+     * handoff, handoff_reason} as the model and the FINAL see it; the
+     * dirty flags say which hash fields turn.end writes. */
+    json_t *cstate;
+    bool slots_dirty, mode_dirty, records_dirty, handoff_dirty;
+    uint64_t handoff_at; /* unix ms, when handoff_dirty */
+    /* usage of this turn's llm calls, and the conversation's totals before it */
+    uint64_t use_prompt, use_completion;
+    double use_cost;
+    uint32_t llm_calls; /* llm FINALs with status 0 this turn */
+    uint64_t tot_prompt, tot_completion;
+    double tot_cost;
+    char model[ROUTER_MODEL_MAX + 1]; /* model of the last llm call, "" before */
+    json_t *fallback;                 /* {backend|mode, reason} when a fallback answered */
+
+    /* streamed text of the current llm call as the client got it (stream turns) */
+    char *streamed;
+    size_t streamed_len, streamed_cap;
+    bool cancelled; /* the client cancelled: never answered, recorded as interrupted */
 };
 
 struct router_agent_loop {
@@ -170,9 +202,40 @@ void router__lease_stop(router_turn_t *t);
 /* A renewal is due (called by the loop's timer; t->rnode is already out of the heap). */
 void router__lease_tick(router_turn_t *t);
 
+/* Send a PARTIAL with data (borrowed) to a streaming client; no-op otherwise. */
+void router__turn_partial_data(router_turn_t *t, json_t *data);
+/* Send the turn's messages and state with turn.end; final_data is set. */
+void router__turn_record(router_turn_t *t);
+
+/* agent_state.c */
+/* Take the conversation state from turn.begin's state hash (str -> str).
+ * Unreadable slots/records JSON is logged and read as {}. 0 or MESH_ENOMEM. */
+int router__state_load(router_turn_t *t, const json_t *hash);
+/* "pending" / "human" when the conversation is handed over, else NULL. */
+const char *router__state_handoff(const router_turn_t *t);
+/* Hand the conversation over (handoff = pending, reason, handoff_at = now);
+ * a streaming client gets PARTIAL {handoff: {state, reason}}. 0 or MESH_ENOMEM. */
+int router__state_set_handoff(router_turn_t *t, const char *reason);
+/* Run the router-local tool state.update with (schema-valid) arguments:
+ * *ok and *text (a json string: the result or the tool error as JSON text).
+ * 0 or MESH_ENOMEM. */
+int router__state_update(router_turn_t *t, const json_t *arguments, bool *ok, json_t **text);
+/* Count one llm FINAL's usage/model/fallback (data borrowed). */
+void router__state_llm_usage(router_turn_t *t, const json_t *data);
+/* The state fields turn.end writes (agent included). NULL on ENOMEM. */
+json_t *router__state_fields(router_turn_t *t);
+/* Add usage, model, state, handoff and fallback to a FINAL's data. 0 or MESH_ENOMEM. */
+int router__state_final_extras(router_turn_t *t, json_t *data);
+
 /* agent_steps.c */
 /* Ask the model (one step). */
 void router__turn_llm(router_turn_t *t);
+/* The client cancelled a turn in TURN_LLM / TURN_TOOLS: cancel its tool
+ * requests and add what it has to t->turn_msgs (the current step's calls
+ * with their results, running ones as "cancelled" errors; or the text
+ * streamed so far as an assistant message {interrupted: true}). True when
+ * there is anything to record. */
+bool router__turn_interrupt(router_turn_t *t);
 /* Cancel tool requests still in flight and free the slots. */
 void router__turn_tools_cancel(router_turn_t *t);
 

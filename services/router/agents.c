@@ -99,6 +99,32 @@ static int get_lang_pair(const char *path, const json_t *doc, const char *field,
     return 0;
 }
 
+/* A tool's "service": tools (default), memory, or router (a tool the router runs itself). */
+static int tool_service(const char *path, size_t i, const char *name, const json_t *v,
+                        router_tool_svc_t *svc, const char **svc_name, char *err, size_t err_size)
+{
+    if (!v)
+        return 0;
+    const char *s = json_string_value(v);
+    if (s && strcmp(s, "tools") == 0)
+        return 0;
+    if (s && strcmp(s, "memory") == 0) {
+        *svc = ROUTER_TOOL_SVC_MEMORY;
+        *svc_name = "memory";
+        return 0;
+    }
+    if (s && strcmp(s, "router") == 0) {
+        if (strcmp(name, ROUTER_TOOL_STATE_UPDATE) != 0)
+            return fail(err, err_size, "%s: [%zu].service: the router has no local tool '%s'", path,
+                        i, name);
+        *svc = ROUTER_TOOL_SVC_ROUTER;
+        *svc_name = "router";
+        return 0;
+    }
+    return fail(err, err_size, "%s: [%zu].service: must be \"tools\", \"memory\" or \"router\"",
+                path, i);
+}
+
 static int load_tools(router_agents_t *a, const char *data_dir, char *err, size_t err_size)
 {
     char path[PATH_MAX_LEN];
@@ -135,8 +161,17 @@ static int load_tools(router_agents_t *a, const char *data_dir, char *err, size_
         const json_t *idem = json_object_get(t, "idempotent");
         if (idem && !json_is_boolean(idem))
             return fail(err, err_size, "%s: [%zu].idempotent: must be a boolean", path, i);
-        a->tools[a->n_tools++] = (router_tool_t){
-            .name = name, .parameters = params, .idempotent = idem && json_is_true(idem)};
+        router_tool_svc_t svc = ROUTER_TOOL_SVC_TOOLS;
+        const char *svc_name = "tools";
+        rc = tool_service(path, i, name, json_object_get(t, "service"), &svc, &svc_name, err,
+                          err_size);
+        if (rc)
+            return rc;
+        a->tools[a->n_tools++] = (router_tool_t){.name = name,
+                                                 .parameters = params,
+                                                 .idempotent = idem && json_is_true(idem),
+                                                 .service = svc,
+                                                 .service_name = svc_name};
     }
     return 0;
 }
@@ -200,6 +235,151 @@ static const router_tool_t *find_tool(const router_agents_t *a, const char *name
         if (strcmp(a->tools[i].name, name) == 0)
             return &a->tools[i];
     return NULL;
+}
+
+/* An array of at most max non-empty strings of at most ROUTER_KEYWORD_MAX bytes. */
+static int get_phrases(const char *path, const json_t *arr, const char *field, size_t max,
+                       const char ***out, size_t *n_out, char *err, size_t err_size)
+{
+    if (!json_is_array(arr))
+        return fail(err, err_size, "%s: %s: must be an array of strings", path, field);
+    if (json_array_size(arr) > max)
+        return fail(err, err_size, "%s: %s: more than %zu entries", path, field, max);
+    *out = calloc(json_array_size(arr) + 1, sizeof(**out));
+    if (!*out)
+        return MESH_ENOMEM;
+    for (size_t i = 0; i < json_array_size(arr); i++) {
+        const json_t *k = json_array_get(arr, i);
+        if (!json_is_string(k) || json_string_length(k) == 0 ||
+            json_string_length(k) > ROUTER_KEYWORD_MAX ||
+            strlen(json_string_value(k)) != json_string_length(k))
+            return fail(err, err_size,
+                        "%s: %s[%zu]: must be a non-empty string of at most %d bytes", path, field,
+                        i, ROUTER_KEYWORD_MAX);
+        (*out)[(*n_out)++] = json_string_value(k);
+    }
+    return 0;
+}
+
+/* "triage": {"keywords": [...], "switch": [...]}, at least one of them. */
+static int load_triage(router_agent_t *ag, const char *path, const json_t *triage, char *err,
+                       size_t err_size)
+{
+    if (!triage)
+        return 0;
+    if (!json_is_object(triage))
+        return fail(err, err_size, "%s: triage: must be an object {\"keywords\", \"switch\"}",
+                    path);
+    const json_t *kw = json_object_get(triage, "keywords");
+    const json_t *sw = json_object_get(triage, "switch");
+    if (!kw && !sw)
+        return fail(err, err_size, "%s: triage.keywords: must be an array of strings", path);
+    int rc = 0;
+    if (kw)
+        rc = get_phrases(path, kw, "triage.keywords", ROUTER_KEYWORDS_MAX, &ag->keywords,
+                         &ag->n_keywords, err, err_size);
+    if (rc == 0 && sw)
+        rc = get_phrases(path, sw, "triage.switch", ROUTER_SWITCH_MAX, &ag->switches,
+                         &ag->n_switches, err, err_size);
+    return rc;
+}
+
+/* An optional string field that must be one of two values (default: the first). */
+static int get_enum(const char *path, const json_t *doc, const char *field, const char *dflt,
+                    const char *other, const char **out, char *err, size_t err_size)
+{
+    const json_t *v = json_object_get(doc, field);
+    *out = dflt;
+    if (!v)
+        return 0;
+    const char *s = json_string_value(v);
+    if (s && strcmp(s, dflt) == 0)
+        return 0;
+    if (s && strcmp(s, other) == 0) {
+        *out = other;
+        return 0;
+    }
+    return fail(err, err_size, "%s: %s: must be \"%s\" or \"%s\"", path, field, dflt, other);
+}
+
+/* An optional {zh, en} object of strings of 1..max bytes. */
+static int check_lang_obj(const char *path, const char *field, size_t i, const char *key,
+                          const json_t *v, size_t max, char *err, size_t err_size)
+{
+    if (!v)
+        return 0;
+    if (!json_is_object(v))
+        return fail(err, err_size, "%s: %s[%zu].%s: must be an object {\"zh\", \"en\"}", path,
+                    field, i, key);
+    const char *k;
+    const json_t *s;
+    json_object_foreach((json_t *)v, k, s)
+    {
+        if (strcmp(k, "zh") != 0 && strcmp(k, "en") != 0)
+            continue; /* unknown keys are ignored */
+        if (!json_is_string(s) || json_string_length(s) == 0 || json_string_length(s) > max)
+            return fail(err, err_size, "%s: %s[%zu].%s.%s: must be a string of 1..%zu bytes", path,
+                        field, i, key, k, max);
+    }
+    return 0;
+}
+
+/* "slots": [{"name": [a-z0-9_]{1,64}, "required": bool, "label": {zh, en}}] (documentary). */
+static int check_slots(const char *path, const json_t *slots, char *err, size_t err_size)
+{
+    if (!slots)
+        return 0;
+    if (!json_is_array(slots) || json_array_size(slots) > ROUTER_SLOT_DECLS_MAX)
+        return fail(err, err_size, "%s: slots: must be an array of at most %d objects", path,
+                    ROUTER_SLOT_DECLS_MAX);
+    for (size_t i = 0; i < json_array_size(slots); i++) {
+        const json_t *s = json_array_get(slots, i);
+        if (!json_is_object(s))
+            return fail(err, err_size, "%s: slots[%zu]: must be an object", path, i);
+        const char *name = json_string_value(json_object_get(s, "name"));
+        if (!name || !name_ok(name, ROUTER_SLOT_NAME_MAX, "_"))
+            return fail(err, err_size, "%s: slots[%zu].name: must be 1..%d chars of [a-z0-9_]",
+                        path, i, ROUTER_SLOT_NAME_MAX);
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(json_string_value(json_object_get(json_array_get(slots, j), "name")),
+                       name) == 0)
+                return fail(err, err_size, "%s: slots[%zu].name: duplicate slot '%s'", path, i,
+                            name);
+        const json_t *req = json_object_get(s, "required");
+        if (req && !json_is_boolean(req))
+            return fail(err, err_size, "%s: slots[%zu].required: must be a boolean", path, i);
+        int rc = check_lang_obj(path, "slots", i, "label", json_object_get(s, "label"),
+                                ROUTER_LABEL_MAX, err, err_size);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+/* "handoff_rules": [{"when": str, "reason": {zh, en}}] (documentary). */
+static int check_handoff_rules(const char *path, const json_t *rules, char *err, size_t err_size)
+{
+    if (!rules)
+        return 0;
+    if (!json_is_array(rules) || json_array_size(rules) > ROUTER_HANDOFF_RULES_MAX)
+        return fail(err, err_size, "%s: handoff_rules: must be an array of at most %d objects",
+                    path, ROUTER_HANDOFF_RULES_MAX);
+    for (size_t i = 0; i < json_array_size(rules); i++) {
+        const json_t *r = json_array_get(rules, i);
+        if (!json_is_object(r))
+            return fail(err, err_size, "%s: handoff_rules[%zu]: must be an object", path, i);
+        const json_t *when = json_object_get(r, "when");
+        if (!json_is_string(when) || json_string_length(when) == 0 ||
+            json_string_length(when) > ROUTER_RULE_WHEN_MAX)
+            return fail(err, err_size,
+                        "%s: handoff_rules[%zu].when: must be a string of 1..%d bytes", path, i,
+                        ROUTER_RULE_WHEN_MAX);
+        int rc = check_lang_obj(path, "handoff_rules", i, "reason", json_object_get(r, "reason"),
+                                ROUTER_REASON_MAX, err, err_size);
+        if (rc)
+            return rc;
+    }
+    return 0;
 }
 
 static int load_agent(router_agents_t *a, router_agent_t *ag, const char *path, const char *base,
@@ -270,29 +450,27 @@ static int load_agent(router_agents_t *a, router_agent_t *ag, const char *path, 
             return MESH_ENOMEM;
     }
 
-    const json_t *triage = json_object_get(doc, "triage");
-    if (triage) {
-        const json_t *kw = json_is_object(triage) ? json_object_get(triage, "keywords") : NULL;
-        if (!json_is_array(kw))
-            return fail(err, err_size, "%s: triage.keywords: must be an array of strings", path);
-        if (json_array_size(kw) > ROUTER_KEYWORDS_MAX)
-            return fail(err, err_size, "%s: triage.keywords: more than %d keywords", path,
-                        ROUTER_KEYWORDS_MAX);
-        ag->keywords = calloc(json_array_size(kw) + 1, sizeof(*ag->keywords));
-        if (!ag->keywords)
-            return MESH_ENOMEM;
-        for (size_t i = 0; i < json_array_size(kw); i++) {
-            const json_t *k = json_array_get(kw, i);
-            if (!json_is_string(k) || json_string_length(k) == 0 ||
-                json_string_length(k) > ROUTER_KEYWORD_MAX)
-                return fail(err, err_size,
-                            "%s: triage.keywords[%zu]: must be a non-empty string of at most %d "
-                            "bytes",
-                            path, i, ROUTER_KEYWORD_MAX);
-            ag->keywords[ag->n_keywords++] = json_string_value(k);
-        }
-    }
-    return 0;
+    rc = load_triage(ag, path, json_object_get(doc, "triage"), err, err_size);
+    if (rc)
+        return rc;
+    rc =
+        get_enum(path, doc, "fallback_mode", "rules", "handoff", &ag->fallback_mode, err, err_size);
+    if (rc)
+        return rc;
+    rc =
+        get_enum(path, doc, "response_format", "text", "json", &ag->response_format, err, err_size);
+    if (rc)
+        return rc;
+    if (strcmp(ag->response_format, "text") == 0)
+        ag->response_format = "";
+    const json_t *sticky = json_object_get(doc, "sticky");
+    if (sticky && !json_is_boolean(sticky))
+        return fail(err, err_size, "%s: sticky: must be a boolean", path);
+    ag->sticky = json_is_true(sticky);
+    rc = check_slots(path, json_object_get(doc, "slots"), err, err_size);
+    if (rc)
+        return rc;
+    return check_handoff_rules(path, json_object_get(doc, "handoff_rules"), err, err_size);
 }
 
 static void agents_free(router_agents_t *a)
@@ -303,6 +481,7 @@ static void agents_free(router_agents_t *a)
         router_agent_t *ag = &a->agents[i];
         free(ag->tools);
         free(ag->keywords);
+        free(ag->switches);
         json_decref(ag->llm_tools);
         json_decref(ag->def);
     }
@@ -414,17 +593,42 @@ const router_agent_t *router_agents_default(const router_agents_t *a)
     return a->def_agent;
 }
 
+/* strcasestr folds ASCII only; other bytes (CJK) compare exactly. */
+static bool contains_any(const char *text, const char *const *phrases, size_t n)
+{
+    for (size_t k = 0; k < n; k++)
+        if (strcasestr(text, phrases[k]))
+            return true;
+    return false;
+}
+
 const router_agent_t *router_agents_triage(const router_agents_t *a, const char *text)
 {
     if (!text)
         return NULL;
+    const router_agent_t *best = NULL;
+    size_t best_score = 0;
     for (size_t i = 0; i < a->n_agents; i++) {
         const router_agent_t *ag = &a->agents[i];
-        /* strcasestr folds ASCII only; other bytes (CJK) compare exactly. */
+        size_t score = 0;
         for (size_t k = 0; k < ag->n_keywords; k++)
             if (strcasestr(text, ag->keywords[k]))
-                return ag;
+                score++;
+        if (score > best_score) { /* strictly more: ties keep the earlier file */
+            best = ag;
+            best_score = score;
+        }
     }
+    return best;
+}
+
+const router_agent_t *router_agents_switch(const router_agents_t *a, const char *text)
+{
+    if (!text)
+        return NULL;
+    for (size_t i = 0; i < a->n_agents; i++)
+        if (contains_any(text, a->agents[i].switches, a->agents[i].n_switches))
+            return &a->agents[i];
     return NULL;
 }
 
@@ -432,8 +636,16 @@ const router_agent_t *router_agents_pick(const router_agents_t *a, const char *s
                                          const char *requested, const char *text)
 {
     const router_agent_t *ag = router_agents_find(a, state_agent);
-    if (!ag)
-        ag = router_agents_find(a, requested);
+    if (ag) {
+        /* A sticky agent (the trainer's role play quotes customers who "want
+         * to file a claim") keeps its conversation whatever is said. */
+        if (ag->sticky)
+            return ag;
+        const router_agent_t *sw = router_agents_switch(a, text);
+        return sw ? sw : ag;
+    }
+    /* A new conversation (contracts section 4): requested, triage, default. */
+    ag = router_agents_find(a, requested);
     if (!ag)
         ag = router_agents_triage(a, text);
     return ag ? ag : a->def_agent;

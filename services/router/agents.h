@@ -2,7 +2,7 @@
  * agents.h - digital-worker (agent) definitions and the tool catalogue.
  *
  * Loaded from MESH_DATA_DIR: tools.json (array of {name, description,
- * parameters, idempotent}) and agents/<name>.json, one agent per file:
+ * parameters, idempotent, service}) and agents/<name>.json, one agent per file:
  *
  *   {"name": "policy_qa",                       = the file's base name
  *    "description": {"zh": "...", "en": "..."}, optional
@@ -10,8 +10,19 @@
  *    "tools": ["policy.lookup"],                allowlist; names from tools.json
  *    "tier": "small",                           model tier for llm.chat
  *    "max_steps": 4,                            llm calls per turn
- *    "triage": {"keywords": ["保单", "policy"]}, optional
- *    "fallback": {"zh": "...", "en": "..."}}    answer when max_steps runs out
+ *    "triage": {"keywords": ["保单", "policy"],  optional: new conversations
+ *               "switch": ["我要问保单"]},        optional: switch phrases
+ *    "sticky": true,                            optional: while this agent holds a
+ *                                               conversation, other agents' switch phrases
+ *                                               are ignored (role-play text must not move it)
+ *    "fallback": {"zh": "...", "en": "..."},    answer when max_steps runs out
+ *    "fallback_mode": "rules" | "handoff",      optional, default "rules"
+ *    "response_format": "json" | "text",        optional, default "text"
+ *    "slots": [{"name", "required", "label": {"zh", "en"}}],   optional, documentary
+ *    "handoff_rules": [{"when", "reason": {"zh", "en"}}]}       optional, documentary
+ *
+ * A tool's "service" (tools.json) names where its tool.call goes: "tools"
+ * (default), "memory", or "router" (run inside the router: state.update).
  *
  * A loaded set is immutable and reference counted: a reload (SIGHUP) builds
  * a new set and swaps it in; turns still running keep the set they started
@@ -24,22 +35,41 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define ROUTER_AGENT_NAME_MAX  32 /* [a-z0-9_] */
-#define ROUTER_TOOL_NAME_MAX   64 /* [a-z0-9._-] */
-#define ROUTER_TIER_MAX        32
-#define ROUTER_PROMPT_MAX      (32 * 1024) /* bytes per prompt / fallback text */
-#define ROUTER_AGENT_TOOLS_MAX 32
-#define ROUTER_KEYWORDS_MAX    128
-#define ROUTER_KEYWORD_MAX     64 /* bytes per keyword */
-#define ROUTER_MAX_STEPS_MAX   32
-#define ROUTER_AGENTS_MAX      256
-#define ROUTER_TOOLS_MAX       256
-#define ROUTER_DATA_FILE_MAX   (4 * 1024 * 1024) /* bytes of one agent/tools file */
+#define ROUTER_AGENT_NAME_MAX    32 /* [a-z0-9_] */
+#define ROUTER_TOOL_NAME_MAX     64 /* [a-z0-9._-] */
+#define ROUTER_TIER_MAX          32
+#define ROUTER_PROMPT_MAX        (32 * 1024) /* bytes per prompt / fallback text */
+#define ROUTER_AGENT_TOOLS_MAX   32
+#define ROUTER_KEYWORDS_MAX      128
+#define ROUTER_KEYWORD_MAX       64 /* bytes per keyword */
+#define ROUTER_MAX_STEPS_MAX     32
+#define ROUTER_AGENTS_MAX        256
+#define ROUTER_TOOLS_MAX         256
+#define ROUTER_DATA_FILE_MAX     (4 * 1024 * 1024) /* bytes of one agent/tools file */
+#define ROUTER_SWITCH_MAX        64                /* switch phrases per agent */
+#define ROUTER_SLOT_DECLS_MAX    64                /* "slots" entries per agent */
+#define ROUTER_SLOT_NAME_MAX     64                /* bytes of a slot name ([a-z0-9_]) */
+#define ROUTER_LABEL_MAX         256               /* bytes of a slot label per language */
+#define ROUTER_HANDOFF_RULES_MAX 64
+#define ROUTER_RULE_WHEN_MAX     64  /* bytes of a handoff rule's "when" */
+#define ROUTER_REASON_MAX        500 /* bytes of a handoff reason (per language) */
+
+/* The router-local tool (service "router"). */
+#define ROUTER_TOOL_STATE_UPDATE "state.update"
+
+/* Where a tool runs (tools.json "service"). */
+typedef enum {
+    ROUTER_TOOL_SVC_TOOLS = 0, /* tool.call on service "tools" */
+    ROUTER_TOOL_SVC_MEMORY,    /* tool.call on service "memory" */
+    ROUTER_TOOL_SVC_ROUTER,    /* executed inside the router, no request */
+} router_tool_svc_t;
 
 typedef struct {
     const char *name;         /* into the tools document */
     const json_t *parameters; /* JSON Schema of the arguments */
     bool idempotent;
+    router_tool_svc_t service;
+    const char *service_name; /* "tools", "memory" or "router" */
 } router_tool_t;
 
 typedef struct {
@@ -52,6 +82,11 @@ typedef struct {
     size_t n_tools;
     const char **keywords; /* triage keywords */
     size_t n_keywords;
+    const char **switches; /* triage.switch phrases */
+    size_t n_switches;
+    const char *fallback_mode;   /* "rules" or "handoff" */
+    const char *response_format; /* "json" or "" (text) */
+    bool sticky;       /* "sticky": true: others' switch phrases never take the conversation away */
     json_t *llm_tools; /* [{name, description, parameters}] of the allowed tools */
     json_t *def;       /* the file's document (owns the strings above) */
 } router_agent_t;
@@ -75,11 +110,20 @@ const router_agent_t *router_agents_at(const router_agents_t *a, size_t i);
 const router_agent_t *router_agents_find(const router_agents_t *a, const char *name);
 const router_agent_t *router_agents_default(const router_agents_t *a);
 
-/* The first agent (in file-name order) with a keyword contained in text,
- * compared case-insensitively (ASCII); NULL when none matches. */
+/* The agent with the most keywords contained in text (compared
+ * case-insensitively, ASCII), ties to the first in file-name order; NULL
+ * when none matches. */
 const router_agent_t *router_agents_triage(const router_agents_t *a, const char *text);
 
-/* Triage with the default as the last resort: never NULL. */
+/* The first agent (file-name order) with a switch phrase contained in text
+ * (ASCII case-insensitive); NULL when none. */
+const router_agent_t *router_agents_switch(const router_agents_t *a, const char *text);
+
+/*
+ * The agent of a turn, never NULL: an existing conversation (state_agent
+ * names a loaded agent) keeps it unless a switch phrase names another; a
+ * new one takes the requested agent, else triage, else the default.
+ */
 const router_agent_t *router_agents_pick(const router_agents_t *a, const char *state_agent,
                                          const char *requested, const char *text);
 

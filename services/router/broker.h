@@ -101,7 +101,8 @@ void router_broker_set_agent_handler(router_broker_t *b, router_agent_fn fn, voi
 int router_broker_submit(router_broker_t *b, const char *service, mesh_request_t *req,
                          router_reply_cb cb, void *arg);
 
-/* Forget the request with id: its callback is never called again. Safe with stale ids. */
+/* Forget the request with id: its callback is never called again. Safe with stale ids.
+ * (CANCEL: a request already at a worker also gets a worker CANCEL.) */
 void router_broker_cancel(router_broker_t *b, const char *id);
 
 /*
@@ -151,5 +152,18 @@ uint64_t router_broker_now(const router_broker_t *b);
  * run once more to finish closing handles.
  */
 void router_broker_destroy(router_broker_t **b_p);
+
+/* ------------------------------------------------------------------------
+ * CANCEL (2026-11-29, stream engineer; docs/protocol/mesh-mdp.md section 6.1).
+ * ------------------------------------------------------------------------ */
+
+/*
+ * A client's CANCEL for a request it forwarded to a worker service: a queued
+ * request is dropped, one at a worker gets the worker CANCEL; no FINAL is
+ * sent to the client for it. 0, MESH_ENOTFOUND (no such request from this
+ * client: finished, unknown, or another client's) or MESH_EINVAL.
+ */
+int router_broker_cancel_client(router_broker_t *b, const void *client, size_t client_len,
+                                const char *id);
 
 #endif

@@ -5,9 +5,12 @@
  * routed by service: "agent" to the agent loop, "mmi.service" answered here,
  * other "mmi.*" -> MESH_EUNKNOWNOP, anything else forwarded to a worker.
  * A body that fails mesh_request_decode is answered with FINAL EPROTO when
- * its id can still be read, else dropped and logged.
+ * its id can still be read, else dropped and logged. CANCEL (never
+ * answered) drops or cancels the client's own request (on_cancel).
  */
 #include "broker_int.h"
+
+#include "agent_loop.h"
 
 #include <ctype.h>
 #include <jansson.h>
@@ -78,6 +81,15 @@ static void mmi_service(router_broker_t *b, const mesh_frame_t *ident, const mes
     mesh_reply_clear(&rep);
 }
 
+/* The agent loop's cancel, when the agent handler is the agent loop (the
+ * only handler the router installs; tests may install others, which then
+ * get no cancel). */
+static void agent_cancel(router_broker_t *b, const void *client, size_t client_len, const char *id)
+{
+    if (b->agent_fn == router_agent_loop_handle && b->agent_arg)
+        router_agent_loop_cancel(b->agent_arg, client, client_len, id);
+}
+
 static const char *forward_error(int rc)
 {
     switch (rc) {
@@ -134,6 +146,34 @@ static void on_request(router_broker_t *b, const mesh_frame_t *frames, size_t n,
     mesh_request_clear(&req);
 }
 
+/*
+ * CANCEL {v, id}: the client gave up on request id. Never answered. A
+ * forwarded request is dropped from its queue or cancelled at its worker;
+ * an agent turn is handed to the agent loop's cancel.
+ */
+static void on_cancel(router_broker_t *b, const mesh_frame_t *frames, size_t n,
+                      const mesh_proto_msg_t *m)
+{
+    const mesh_frame_t *ident = &frames[0];
+    char id[MESH_ID_MAX + 1];
+    if (mesh_cancel_decode(m->body, m->body_len, id) != 0) {
+        router__log_bad(b, MESH_SIDE_CLIENT, frames, n, "invalid CANCEL body");
+        return;
+    }
+    char svc[MESH_SERVICE_MAX + 1];
+    memcpy(svc, m->service, m->service_len);
+    svc[m->service_len] = '\0';
+    mesh_log_debug(LOG_SUB, "CANCEL from a client for %s request %s", svc, id);
+    if (is_service(m, ROUTER_SERVICE_AGENT)) {
+        agent_cancel(b, ident->data, ident->size, id);
+        return;
+    }
+    if (is_mmi(m))
+        return; /* answered at once: nothing left to cancel */
+    if (router_broker_cancel_client(b, ident->data, ident->size, id) != 0)
+        mesh_log_debug(LOG_SUB, "CANCEL for a request that is not in flight ignored");
+}
+
 void router__frontend_recv(mesh_uvzmq_t *s, const mesh_frame_t *frames, size_t n, void *arg)
 {
     router_broker_t *b = arg;
@@ -165,6 +205,10 @@ void router__frontend_recv(mesh_uvzmq_t *s, const mesh_frame_t *frames, size_t n
                 c)
                 mesh_hb_on_sent(&c->hb, router__now(b));
         }
+        break;
+    case MESH_C_CANCEL:
+        router__client_touch(b, frames[0].data, frames[0].size, &created);
+        on_cancel(b, frames, n, &m);
         break;
     case MESH_C_DISCONNECT:
         c = router_map_get(b->clients, frames[0].data, frames[0].size);

@@ -401,6 +401,40 @@ int router__forward(router_broker_t *b, const void *client, size_t client_len, c
     return 0;
 }
 
+/*
+ * Forget req without answering anyone: a queued request leaves its queue;
+ * one at a worker gets a worker CANCEL (best effort: the worker stops and
+ * sends a data-less FINAL, or finishes normally) and stays as an orphan
+ * holding the worker's slot until that FINAL or ROUTER_ORPHAN_GRACE_MS.
+ */
+static void req_cancel(router_broker_t *b, router_req_t *req)
+{
+    if (req->state == REQ_INFLIGHT && req->worker) {
+        msgpack_sbuffer sb;
+        msgpack_sbuffer_init(&sb);
+        if (mesh_cancel_encode(req->msg.id, &sb) == 0 &&
+            router__send_worker(b, req->worker, MESH_W_CANCEL, sb.data, sb.size) != 0)
+            mesh_log_debug(LOG_SUB, "CANCEL for %s not sent to its worker", req->msg.id);
+        msgpack_sbuffer_destroy(&sb);
+        if (req->forwarded) {
+            req->forwarded = false;
+            b->forwarded--;
+        }
+        req_orphan(b, req);
+        router__arm_deadlines(b);
+        return;
+    }
+    router_pool_t *p = req->pool;
+    if (req->forwarded) {
+        req->forwarded = false;
+        b->forwarded--;
+    }
+    req_detach(b, req);
+    router__req_free(req);
+    router__arm_deadlines(b);
+    router__pool_gc(b, p);
+}
+
 void router_broker_cancel(router_broker_t *b, const char *id)
 {
     if (!b || !id)
@@ -408,16 +442,23 @@ void router_broker_cancel(router_broker_t *b, const char *id)
     router_req_t *req = router_map_get(b->reqs, id, strlen(id));
     if (!req || req->orphan || req->forwarded)
         return;
-    if (req->state == REQ_INFLIGHT && req->worker) {
-        req_orphan(b, req);
-        router__arm_deadlines(b);
-        return;
-    }
-    router_pool_t *p = req->pool;
-    req_detach(b, req);
-    router__req_free(req);
-    router__arm_deadlines(b);
-    router__pool_gc(b, p);
+    req_cancel(b, req);
+}
+
+int router_broker_cancel_client(router_broker_t *b, const void *client, size_t client_len,
+                                const char *id)
+{
+    if (!b || !client || !id)
+        return MESH_EINVAL;
+    router_req_t *req = router_map_get(b->reqs, id, strlen(id));
+    /* Only the client that sent a request may cancel it. */
+    if (!req || req->orphan || !req->forwarded || req->client_len != client_len ||
+        memcmp(req->client, client, client_len) != 0)
+        return MESH_ENOTFOUND;
+    if (req->pool)
+        router_metrics_request_done(req->pool->name, MESH_ECANCELED);
+    req_cancel(b, req);
+    return 0;
 }
 
 /* ---- workers leaving ---- */

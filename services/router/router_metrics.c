@@ -13,6 +13,7 @@
 #include "mesh/mesh_err.h"
 #include "mesh/mesh_limits.h"
 #include "mesh/mesh_metrics.h"
+#include "mesh/mesh_msg.h"
 
 #define RM_SVC_SERIES   32  /* worker services */
 #define RM_SVC_STATUS   256 /* (service, status) */
@@ -32,6 +33,10 @@ static mesh_metric_t *s_depth, *s_live, *s_cap, *s_in_use;
 static mesh_series_t *s_turns_inflight;
 static mesh_metric_t *s_requests, *s_wait, *s_retries, *s_expired;
 static mesh_metric_t *s_turns, *s_turn_time, *s_steps, *s_tools, *s_tool_time;
+static mesh_metric_t *s_tokens, *s_cost, *s_tenant_tokens, *s_tenant_cost;
+/* Tenants with their own series, in order of first use (loop thread only). */
+static char s_tenants[ROUTER_METRICS_TENANTS_MAX][MESH_TENANT_MAX + 1];
+static size_t s_n_tenants;
 
 static router_broker_t *s_broker;
 static router_agent_loop_t *s_loop;
@@ -88,6 +93,20 @@ void router_metrics_init(void)
     s_tool_time = mesh_metrics_histogram(reg, "mesh_router_tool_call_duration_seconds",
                                          "tool call sent to its result", "tool", RM_TOOL_SERIES,
                                          BOUNDS(s_turn_bounds));
+    s_tokens = mesh_metrics_counter(reg, "mesh_router_llm_tokens_total",
+                                    "llm tokens used by agent turns, by agent and kind "
+                                    "(prompt, completion)",
+                                    "agent,kind", 2 * RM_AGENT_SERIES);
+    s_cost = mesh_metrics_counter(reg, "mesh_router_llm_cost_usd_total",
+                                  "estimated llm cost of agent turns in USD, by agent", "agent",
+                                  RM_AGENT_SERIES);
+    s_tenant_tokens = mesh_metrics_counter(reg, "mesh_router_tenant_llm_tokens_total",
+                                           "llm tokens used by agent turns, by tenant (the first "
+                                           "64 tenants, then \"other\") and kind",
+                                           "tenant,kind", 2 * (ROUTER_METRICS_TENANTS_MAX + 1));
+    s_tenant_cost = mesh_metrics_counter(reg, "mesh_router_tenant_llm_cost_usd_total",
+                                         "estimated llm cost of agent turns in USD, by tenant",
+                                         "tenant", ROUTER_METRICS_TENANTS_MAX + 1);
 }
 
 static void remember(const char *service)
@@ -175,4 +194,34 @@ void router_metrics_tool_call(const char *tool, const char *status, uint64_t sta
 {
     mesh_counter_inc(mesh_metric_at(s_tools, tool, status));
     mesh_histogram_observe(mesh_metric_at(s_tool_time, tool), mesh_metrics_since_s(start_ns));
+}
+
+const char *router_metrics_tenant_label(const char *tenant)
+{
+    if (!tenant || !tenant[0])
+        tenant = MESH_TENANT_DEFAULT;
+    for (size_t i = 0; i < s_n_tenants; i++)
+        if (strcmp(s_tenants[i], tenant) == 0)
+            return s_tenants[i];
+    size_t n = strnlen(tenant, MESH_TENANT_MAX + 1);
+    if (s_n_tenants >= ROUTER_METRICS_TENANTS_MAX || n > MESH_TENANT_MAX ||
+        strcmp(tenant, ROUTER_METRICS_TENANT_OTHER) == 0)
+        return ROUTER_METRICS_TENANT_OTHER;
+    memcpy(s_tenants[s_n_tenants], tenant, n);
+    s_tenants[s_n_tenants][n] = '\0';
+    return s_tenants[s_n_tenants++];
+}
+
+void router_metrics_llm_usage(const char *agent, const char *tenant, uint64_t prompt_tokens,
+                              uint64_t completion_tokens, double cost_usd)
+{
+    if (!agent || !agent[0])
+        agent = RM_NO_AGENT;
+    const char *tl = router_metrics_tenant_label(tenant);
+    mesh_counter_add(mesh_metric_at(s_tokens, agent, "prompt"), prompt_tokens);
+    mesh_counter_add(mesh_metric_at(s_tokens, agent, "completion"), completion_tokens);
+    mesh_counter_addf(mesh_metric_at(s_cost, agent), cost_usd);
+    mesh_counter_add(mesh_metric_at(s_tenant_tokens, tl, "prompt"), prompt_tokens);
+    mesh_counter_add(mesh_metric_at(s_tenant_tokens, tl, "completion"), completion_tokens);
+    mesh_counter_addf(mesh_metric_at(s_tenant_cost, tl), cost_usd);
 }

@@ -12,6 +12,11 @@
  *   mesh_router_turns_total{agent,status}, mesh_router_turn_duration_seconds{agent},
  *   mesh_router_turn_steps{agent}, mesh_router_tool_calls_total{tool,status},
  *   mesh_router_tool_call_duration_seconds{tool}
+ *   mesh_router_llm_tokens_total{agent,kind}, mesh_router_llm_cost_usd_total{agent},
+ *   mesh_router_tenant_llm_tokens_total{tenant,kind},
+ *   mesh_router_tenant_llm_cost_usd_total{tenant}   (kind: prompt|completion; the
+ *   first ROUTER_METRICS_TENANTS_MAX tenants seen get their own series, the
+ *   rest are counted as tenant="other")
  */
 #ifndef ROUTER_METRICS_H
 #define ROUTER_METRICS_H
@@ -19,6 +24,10 @@
 #include <stdint.h>
 
 #include "agent_loop.h"
+
+/* Tenants with their own usage series; later ones are "other". */
+#define ROUTER_METRICS_TENANTS_MAX  64
+#define ROUTER_METRICS_TENANT_OTHER "other"
 #include "broker.h"
 
 /* Register the families (idempotent). */
@@ -39,5 +48,12 @@ void router_metrics_turn_end(const char *agent, int status, uint64_t start_ns, u
 
 /* A tool call ended: status is "ok", a tool error code or an error name. */
 void router_metrics_tool_call(const char *tool, const char *status, uint64_t start_ns);
+
+/* One llm call's usage in a turn of agent for tenant (from the llm FINAL). */
+void router_metrics_llm_usage(const char *agent, const char *tenant, uint64_t prompt_tokens,
+                              uint64_t completion_tokens, double cost_usd);
+
+/* The tenant label value for tenant (itself, or "other" past the bound). */
+const char *router_metrics_tenant_label(const char *tenant);
 
 #endif

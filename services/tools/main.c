@@ -14,7 +14,8 @@ static mesh_config_entry_t s_config[] = {
     {.name = "MESH_DATA_DIR",
      .type = MESH_CFG_STRING,
      .def = "./data",
-     .help = "directory with tools.json, products/ and policies.json"},
+     .help = "directory with tools.json, products/, policies.json, medical/catalogue.json and "
+             "training/"},
     {.name = "MESH_WORKER_CAPACITY",
      .type = MESH_CFG_INT,
      .def = "64",
@@ -25,7 +26,8 @@ static mesh_config_entry_t s_config[] = {
 
 static const mesh_service_def_t s_def = {
     .name = "tools",
-    .summary = "tools worker: policy.lookup and fee.calc over the sample data (SIGHUP reloads)",
+    .summary = "tools worker: policy.lookup, fee.calc, medical.lookup and training.scenario over "
+               "the sample data (SIGHUP reloads)",
     .config = s_config,
     .n_config = sizeof(s_config) / sizeof(s_config[0]),
     .start = tools_service_start,

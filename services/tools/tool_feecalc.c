@@ -1,6 +1,7 @@
 /*
  * tool_feecalc.c - the fee.calc tool: arguments -> terms and lines in fen ->
  * tools_feecalc_compute() -> result JSON (docs/protocol/services.md).
+ * mode "health" (default) is this file; mode "motor" is tool_motor.c.
  *
  * Terms: with policy_no, the policy must exist (not_found), be a medical
  * policy and be active (tool_failed otherwise); then
@@ -22,6 +23,11 @@
 #include "tools_feecalc.h"
 #include "tools_money.h"
 #include "tools_tool.h"
+
+/* Arguments of the motor mode, refused in the health mode (a mixed call is a caller's mistake). */
+static const char *const MOTOR_ONLY[] = {"liability",           "third_party_property",
+                                         "third_party_medical", "third_party_death_disability",
+                                         "own_vehicle_damage",  "other_party_insured"};
 
 typedef struct {
     const json_t *args;
@@ -268,7 +274,20 @@ int tools_feecalc_tool(const tools_data_t *d, const json_t *args, json_t **resul
     *result = NULL;
     if (!json_is_object(args))
         return bad(&c, MESH_EBADARGS, "$: must be an object");
+    const json_t *mode = json_object_get(args, "mode");
+    if (mode != NULL) {
+        if (json_is_string(mode) && strcmp(json_string_value(mode), "motor") == 0)
+            return tools_motor_tool(d, args, result, err, err_size);
+        if (!json_is_string(mode) || strcmp(json_string_value(mode), "health") != 0)
+            return bad(&c, MESH_EBADARGS, "$.mode: must be \"health\" or \"motor\"");
+    }
+    for (size_t k = 0; k < sizeof(MOTOR_ONLY) / sizeof(MOTOR_ONLY[0]); k++) {
+        if (json_object_get(args, MOTOR_ONLY[k]) != NULL)
+            return bad(&c, MESH_EBADARGS, "$.%s: only used with mode \"motor\"", MOTOR_ONLY[k]);
+    }
     const json_t *arr = json_object_get(args, "lines");
+    if (arr == NULL)
+        return bad(&c, MESH_EBADARGS, "$.lines: is required");
     if (!json_is_array(arr) || json_array_size(arr) == 0 ||
         json_array_size(arr) > TOOLS_FEE_LINES_MAX)
         return bad(&c, MESH_EBADARGS, "$.lines: must be an array of 1..%d bill lines",

@@ -19,6 +19,7 @@
 
 #define JSON_SUFFIX     ".json"
 #define PRODUCTS_SUBDIR "products"
+#define CATALOGUE_FILE  "medical/catalogue.json"
 
 /* "<dir>/<name>" into out; MESH_ECONFIG when it does not fit. */
 static int join_path(char *out, size_t out_size, const char *dir, const char *name)
@@ -139,6 +140,41 @@ cleanup:
     return rc;
 }
 
+/* Remember a validated product's exclusion ids (the catalogue's exclusion classes refer to them).
+ */
+static int collect_exclusions(tools_data_t *d, const json_t *product)
+{
+    size_t i;
+    const json_t *ex;
+
+    json_array_foreach(json_object_get(product, "exclusions"), i, ex)
+    {
+        if (json_object_set_new(d->exclusion_ids, json_string_value(json_object_get(ex, "id")),
+                                json_true()) != 0)
+            return MESH_ENOMEM;
+    }
+    return 0;
+}
+
+static int load_catalogue(tools_data_t *d, const char *dir, char *err, size_t err_size)
+{
+    char path[TOOLS_PATH_MAX];
+    json_t *root = NULL;
+    tools_check_t c;
+    int rc;
+
+    if ((rc = join_path(path, sizeof(path), dir, CATALOGUE_FILE)) != 0) {
+        set_err(err, err_size, "%s: path too long", dir);
+        return rc;
+    }
+    if ((rc = read_json(path, &root, err, err_size)) != 0)
+        return rc;
+    tools_check_init(&c, path, err, err_size);
+    rc = tools_catalogue_build(&c, root, d->exclusion_ids, &d->catalogue);
+    json_decref(root);
+    return rc;
+}
+
 static int load_products(tools_data_t *d, const char *dir, char *err, size_t err_size)
 {
     char pdir[TOOLS_PATH_MAX], path[TOOLS_PATH_MAX];
@@ -167,6 +203,8 @@ static int load_products(tools_data_t *d, const char *dir, char *err, size_t err
                  names[i]);
         tools_check_init(&c, path, err, err_size);
         rc = tools_data_check_product(&c, product, file_id);
+        if (rc == 0)
+            rc = collect_exclusions(d, product);
         if (rc == 0 && json_object_set_new(d->products, file_id, product) != 0)
             rc = MESH_ENOMEM;
         else if (rc != 0)
@@ -199,7 +237,9 @@ int tools_data_load(const char *dir, tools_data_t **out, char *err, size_t err_s
     d->tools_by_name = json_object();
     d->products = json_object();
     d->policies = json_object();
-    if (d->tools_by_name == NULL || d->products == NULL || d->policies == NULL) {
+    d->exclusion_ids = json_object();
+    if (d->tools_by_name == NULL || d->products == NULL || d->policies == NULL ||
+        d->exclusion_ids == NULL) {
         rc = MESH_ENOMEM;
         goto cleanup;
     }
@@ -223,6 +263,11 @@ int tools_data_load(const char *dir, tools_data_t **out, char *err, size_t err_s
     if ((rc = tools_data_check_policies(&c, d->policies_file, d)) != 0)
         goto cleanup;
 
+    if ((rc = load_catalogue(d, dir, err, err_size)) != 0)
+        goto cleanup;
+    if ((rc = tools_training_load(dir, &d->training, err, err_size)) != 0)
+        goto cleanup;
+
     *out = d;
     return 0;
 cleanup:
@@ -244,6 +289,9 @@ void tools_data_destroy(tools_data_t **d_p)
     json_decref(d->products);
     json_decref(d->policies);
     json_decref(d->policies_file);
+    json_decref(d->exclusion_ids);
+    tools_catalogue_destroy(&d->catalogue);
+    tools_training_destroy(&d->training);
     free(d);
     *d_p = NULL;
 }
@@ -276,6 +324,16 @@ size_t tools_data_policy_count(const tools_data_t *d)
 size_t tools_data_product_count(const tools_data_t *d)
 {
     return json_object_size(d->products);
+}
+
+const struct tools_catalogue *tools_data_catalogue(const tools_data_t *d)
+{
+    return d->catalogue;
+}
+
+const struct tools_training *tools_data_training(const tools_data_t *d)
+{
+    return d->training;
 }
 
 const char *tools_data_as_of(const tools_data_t *d)

@@ -1,7 +1,12 @@
 /*
  * tools_data.h - the tools worker's data set: tool declarations
- * (tools.json), products (products/ *.json) and policies (policies.json),
- * loaded from one directory and validated as a whole.
+ * (tools.json), products (products/ *.json), policies (policies.json), the
+ * medical catalogue (medical/catalogue.json) and the trainer's data
+ * (training/), loaded from one directory and validated as a whole.
+ *
+ * tools.json may declare tools served elsewhere ("service": "memory" or
+ * "router"); they are checked for shape and skipped: only "tools" entries
+ * (the default) are indexed and served here.
  *
  * A tools_data_t is immutable once loaded. Reload builds a new one and
  * swaps it in only when it validated, so a bad edit never replaces good data.
@@ -36,10 +41,10 @@ int tools_data_load(const char *dir, tools_data_t **out, char *err, size_t err_s
 
 void tools_data_destroy(tools_data_t **d_p);
 
-/* The tools.json array (borrowed). */
+/* The tools.json array (borrowed): every entry, including those served elsewhere. */
 const json_t *tools_data_tools(const tools_data_t *d);
 
-/* One tool declaration by name, or NULL (borrowed). */
+/* One tool declaration served by this worker, by name, or NULL (borrowed). */
 const json_t *tools_data_tool(const tools_data_t *d, const char *name);
 
 /* One product by id, or NULL (borrowed). */
@@ -50,6 +55,14 @@ const json_t *tools_data_policy(const tools_data_t *d, const char *policy_no);
 
 size_t tools_data_policy_count(const tools_data_t *d);
 size_t tools_data_product_count(const tools_data_t *d);
+
+/* The medical catalogue (borrowed; never NULL once loaded). */
+struct tools_catalogue;
+const struct tools_catalogue *tools_data_catalogue(const tools_data_t *d);
+
+/* The trainer's data (borrowed; never NULL once loaded). */
+struct tools_training;
+const struct tools_training *tools_data_training(const tools_data_t *d);
 
 /* The "as_of" date of policies.json ("" when absent). */
 const char *tools_data_as_of(const tools_data_t *d);

@@ -1,7 +1,9 @@
 /*
  * tools_data_decl.c - check tools.json: an array of tool declarations
- * {name, description, description_zh, parameters, idempotent}, where
- * parameters is a JSON Schema of the OpenAI function shape (type object).
+ * {name, description, description_zh, parameters, idempotent, service?}, where
+ * parameters is a JSON Schema of the OpenAI function shape (type object) and
+ * service is "tools" (default), "memory" or "router" (contracts: the router
+ * sends a tool to the service named; only "tools" entries are served here).
  */
 #include <string.h>
 
@@ -23,9 +25,31 @@ static bool name_valid(const char *s)
     return true;
 }
 
-static int check_one(tools_check_t *c, const json_t *t, tools_data_t *d)
+/* Services a declaration may name; only "tools" (the default) is served here. */
+static const char *const SERVICES[] = {"tools", "memory", "router"};
+
+/* "service": absent or one of SERVICES; *served tells whether this worker serves it. */
+static int check_service(tools_check_t *c, const json_t *t, bool *served)
+{
+    const char *svc = NULL;
+    int rc = tools_check_str(c, t, "service", false, TOOLS_NAME_MAX, &svc);
+
+    *served = true;
+    if (rc != 0 || svc == NULL)
+        return rc;
+    for (size_t i = 0; i < sizeof(SERVICES) / sizeof(SERVICES[0]); i++) {
+        if (strcmp(svc, SERVICES[i]) == 0) {
+            *served = i == 0;
+            return 0;
+        }
+    }
+    return tools_check_fail(c, "service", "'%s' is not one of tools, memory, router", svc);
+}
+
+static int check_one(tools_check_t *c, const json_t *t, tools_data_t *d, json_t *names)
 {
     const char *name = NULL;
+    bool served = true;
     char serr[TOOLS_ERR_MAX];
     const json_t *params;
     int rc;
@@ -37,8 +61,12 @@ static int check_one(tools_check_t *c, const json_t *t, tools_data_t *d)
     if (strlen(name) > TOOLS_NAME_MAX || !name_valid(name))
         return tools_check_fail(c, "name", "'%s' is not a valid tool name ([a-z][a-z0-9._-]*)",
                                 name);
-    if (json_object_get(d->tools_by_name, name) != NULL)
+    if (json_object_get(names, name) != NULL)
         return tools_check_fail(c, "name", "duplicate tool '%s'", name);
+    if (json_object_set_new(names, name, json_true()) != 0)
+        return MESH_ENOMEM;
+    if ((rc = check_service(c, t, &served)) != 0)
+        return rc;
     if ((rc = tools_check_str(c, t, "description", true, TOOLS_TEXT_MAX, NULL)) != 0)
         return rc;
     if ((rc = tools_check_str(c, t, "description_zh", true, TOOLS_TEXT_MAX, NULL)) != 0)
@@ -53,7 +81,9 @@ static int check_one(tools_check_t *c, const json_t *t, tools_data_t *d)
     if (!json_is_string(json_object_get(params, "type")) ||
         strcmp(json_string_value(json_object_get(params, "type")), "object") != 0)
         return tools_check_fail(c, "parameters", "type must be \"object\" (OpenAI function shape)");
-    if (json_object_set(d->tools_by_name, name, (json_t *)t) != 0)
+    /* Declarations for other services are validated (the router uses the same file) but not
+     * indexed: this worker neither lists nor runs them. */
+    if (served && json_object_set(d->tools_by_name, name, (json_t *)t) != 0)
         return MESH_ENOMEM;
     return 0;
 }
@@ -62,17 +92,22 @@ int tools_data_check_tools(tools_check_t *c, json_t *tools, tools_data_t *d)
 {
     size_t i;
     json_t *t;
+    json_t *names;
+    int rc = 0;
 
     if (!json_is_array(tools))
         return tools_check_fail(c, NULL, "must be an array of tool declarations");
     if (json_array_size(tools) == 0 || json_array_size(tools) > TOOLS_TOOLS_MAX)
         return tools_check_fail(c, NULL, "must declare 1..%d tools", TOOLS_TOOLS_MAX);
+    names = json_object();
+    if (names == NULL)
+        return MESH_ENOMEM;
     json_array_foreach(tools, i, t)
     {
         tools_check_at(c, "[%zu]", i);
-        int rc = check_one(c, t, d);
-        if (rc != 0)
-            return rc;
+        if ((rc = check_one(c, t, d, names)) != 0)
+            break;
     }
-    return 0;
+    json_decref(names);
+    return rc;
 }

@@ -7,19 +7,24 @@
 
 #include <jansson.h>
 
+#include "tools_catalogue.h"
 #include "tools_check.h"
 #include "tools_data.h"
+#include "tools_training.h"
 
 #define TOOLS_TEXT_MAX   2000 /* characters of one zh/en text in the data */
 #define TOOLS_SHORT_MAX  128  /* characters of ids, names, plates */
 #define TOOLS_AMOUNT_MAX 1e10 /* CNY: the largest limit or amount in the data */
 
 struct tools_data {
-    json_t *tools;         /* tools.json array */
-    json_t *tools_by_name; /* name -> declaration */
-    json_t *products;      /* id -> product */
-    json_t *policies;      /* policy_no -> policy */
-    json_t *policies_file; /* the parsed policies.json (owns the policies) */
+    json_t *tools;                /* tools.json array */
+    json_t *tools_by_name;        /* name -> declaration */
+    json_t *products;             /* id -> product */
+    json_t *policies;             /* policy_no -> policy */
+    json_t *policies_file;        /* the parsed policies.json (owns the policies) */
+    json_t *exclusion_ids;        /* every product's exclusion ids -> true */
+    tools_catalogue_t *catalogue; /* medical/catalogue.json */
+    tools_training_t *training;   /* training/ (the trainer's data, tools_training.h) */
     char as_of[TOOLS_DATE_LEN + 1];
 };
 

@@ -8,6 +8,7 @@
  * clauses {<id>: {zh, en}}, coverages [{id, name, limit, clause}] and
  * exclusions [{id, text, clause}] whose clause ids exist in clauses. A
  * coverage limit of null means "set per policy" (policies.json cover_limits).
+ * A motor product also needs the terms of check_motor() below.
  */
 #include <string.h>
 
@@ -21,6 +22,66 @@
 #define EXCLUSIONS_MAX   256
 
 static const char *const PRODUCT_TYPES[] = {"medical", "critical_illness", "motor"};
+
+/*
+ * Motor terms fee.calc's motor mode reads: compulsory_limits {with_liability,
+ * without_liability: {death_disability, medical, property}, clause},
+ * liability_shares {full, major, equal, minor, none: ratio, clause?} and the
+ * optional liability_deductible_rates {full, major, equal, minor: ratio}
+ * (pre-2020 事故责任免赔率; absent for post-reform products).
+ */
+static const char *const MOTOR_HEADS[] = {"death_disability", "medical", "property"};
+static const char *const LIABILITY_KEYS[] = {"full", "major", "equal", "minor", "none"};
+
+static int check_motor(tools_check_t *c, const json_t *p)
+{
+    static const char *const BASES[] = {"with_liability", "without_liability"};
+    const json_t *cl = json_object_get(p, "compulsory_limits");
+    const json_t *shares = json_object_get(p, "liability_shares");
+    const json_t *rates = json_object_get(p, "liability_deductible_rates");
+    int rc = 0;
+
+    if (cl == NULL || !json_is_object(cl))
+        return tools_check_fail(c, "compulsory_limits", "a motor product needs an object");
+    for (size_t b = 0; b < 2 && rc == 0; b++) {
+        const json_t *lim = json_object_get(cl, BASES[b]);
+        tools_check_at(c, "compulsory_limits");
+        if (lim == NULL || !json_is_object(lim)) {
+            rc = tools_check_fail(c, BASES[b],
+                                  "must be an object {death_disability, medical, property}");
+            break;
+        }
+        tools_check_at(c, "compulsory_limits.%s", BASES[b]);
+        for (size_t h = 0; h < 3 && rc == 0; h++)
+            rc = tools_check_num(c, lim, MOTOR_HEADS[h], false, 0, TOOLS_AMOUNT_MAX, NULL);
+    }
+    if (rc == 0) {
+        tools_check_at(c, "compulsory_limits");
+        const char *id = NULL;
+        rc = tools_check_str(c, cl, "clause", true, TOOLS_SHORT_MAX, &id);
+        if (rc == 0 && json_object_get(json_object_get(p, "clauses"), id) == NULL)
+            rc = tools_check_fail(c, "clause", "unknown clause '%s'", id);
+    }
+    tools_check_at(c, "%s", "");
+    if (rc != 0)
+        return rc;
+    if (shares == NULL || !json_is_object(shares))
+        return tools_check_fail(c, "liability_shares", "a motor product needs an object");
+    tools_check_at(c, "liability_shares");
+    for (size_t i = 0; i < 5 && rc == 0; i++)
+        rc = tools_check_num(c, shares, LIABILITY_KEYS[i], false, 0, 1, NULL);
+    tools_check_at(c, "%s", "");
+    if (rc != 0 || rates == NULL)
+        return rc;
+    if (!json_is_object(rates))
+        return tools_check_fail(c, "liability_deductible_rates",
+                                "must be an object {full, major, equal, minor}");
+    tools_check_at(c, "liability_deductible_rates");
+    for (size_t i = 0; i < 4 && rc == 0; i++)
+        rc = tools_check_num(c, rates, LIABILITY_KEYS[i], false, 0, 1, NULL);
+    tools_check_at(c, "%s", "");
+    return rc;
+}
 
 static int check_type(tools_check_t *c, const json_t *p, bool *medical)
 {
@@ -168,5 +229,7 @@ int tools_data_check_product(tools_check_t *c, const json_t *p, const char *file
         (rc = check_items(c, p, "coverages", "name", true, COVERAGES_MAX)) != 0 ||
         (rc = check_items(c, p, "exclusions", "text", false, EXCLUSIONS_MAX)) != 0)
         return rc;
+    if (strcmp(json_string_value(json_object_get(p, "type")), "motor") == 0)
+        return check_motor(c, p);
     return 0;
 }

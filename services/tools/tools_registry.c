@@ -10,7 +10,9 @@
 #include "mesh/mesh_limits.h"
 #include "mesh/mesh_log.h"
 #include "mesh/mesh_schema.h"
+#include "tools_catalogue.h"
 #include "tools_tool.h"
+#include "tools_training.h"
 
 #define LOG_SUBSYS      "registry"
 #define SANITIZED_MAX   (4 * MESH_LOG_SAMPLE_MAX + 4)
@@ -23,6 +25,8 @@ static const struct {
 } IMPLS[] = {
     {"policy.lookup", tools_policy_lookup},
     {"fee.calc", tools_feecalc_tool},
+    {"medical.lookup", tools_medical_lookup},
+    {"training.scenario", tools_training_scenario},
 };
 
 struct tools_registry {
@@ -73,6 +77,8 @@ static int build_list(const tools_data_t *d, const char *dir, json_t **out, char
     json_array_foreach(tools, i, t)
     {
         const char *name = json_string_value(json_object_get(t, "name"));
+        if (tools_data_tool(d, name) != t)
+            continue; /* served by another service (memory, router) */
         if (impl_find(name) == NULL) {
             set_err(err, err_size, "%s/tools.json: [%zu].name: no implementation for tool '%s'",
                     dir, i, name);
@@ -114,9 +120,10 @@ int tools_registry_load(tools_registry_t *r, const char *dir, char *err, size_t 
     json_decref(r->list);
     r->data = d;
     r->list = list;
-    mesh_log_info(LOG_SUBSYS, "loaded %s: %zu tools, %zu products, %zu policies", dir,
-                  json_array_size(tools_data_tools(d)), tools_data_product_count(d),
-                  tools_data_policy_count(d));
+    mesh_log_info(LOG_SUBSYS,
+                  "loaded %s: %zu tools, %zu products, %zu policies, %zu catalogue items", dir,
+                  json_array_size(json_object_get(list, "tools")), tools_data_product_count(d),
+                  tools_data_policy_count(d), tools_catalogue_count(tools_data_catalogue(d)));
     return 0;
 }
 

@@ -27,8 +27,18 @@ typedef int (*tools_tool_fn)(const tools_data_t *d, const json_t *args, json_t *
 int tools_policy_lookup(const tools_data_t *d, const json_t *args, json_t **result, char *err,
                         size_t err_size);
 
-/* fee.calc -> health settlement (tools_feecalc.h). */
+/* fee.calc -> health settlement (tools_feecalc.h), or with mode "motor" a motor payout
+ * estimate (tools_motor.h). */
 int tools_feecalc_tool(const tools_data_t *d, const json_t *args, json_t **result, char *err,
                        size_t err_size);
+
+/* fee.calc with mode "motor" (tool_motor.c); called by tools_feecalc_tool. */
+int tools_motor_tool(const tools_data_t *d, const json_t *args, json_t **result, char *err,
+                     size_t err_size);
+
+/* medical.lookup {items: [str]} -> {items: [{query, match, ...catalogue entry}]}
+ * (tools_catalogue.h). */
+int tools_medical_lookup(const tools_data_t *d, const json_t *args, json_t **result, char *err,
+                         size_t err_size);
 
 #endif

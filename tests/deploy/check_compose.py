@@ -99,30 +99,30 @@ def main():
     if not any(str(p.get("target")) == "8080" for p in gw.get("ports", [])):
         d.fail("gateway: port 8080 is not published")
 
-    # The model override: valid, adds only variables mesh-llm reads, no secrets inline.
-    model = os.path.join(compose_dir, "docker-compose.model.yml")
-    example = os.path.join(compose_dir, "model.env.example")
-    env_file = os.path.join(compose_dir, "model.env")
-    created = not os.path.exists(env_file)
-    if created:
-        shutil.copyfile(example, env_file)
-    try:
-        cfg2 = d.compose_config([model])
-    finally:
+    # The overrides: valid, add only variables their binary reads, no secrets inline.
+    for override, env_name, svc in (("docker-compose.model.yml", "model.env", "llm"),
+                                    ("docker-compose.channels.yml", "channels.env", "gateway")):
+        path = os.path.join(compose_dir, override)
+        example = os.path.join(compose_dir, env_name + ".example")
+        env_file = os.path.join(compose_dir, env_name)
+        created = not os.path.exists(env_file)
         if created:
-            os.unlink(env_file)
-    llm = cfg2["services"]["llm"]
-    known = d.binary_env("llm")
-    check_env("llm", llm.get("environment", {}), known, "model override")
-    for line in open(example):
-        line = line.strip()
-        if line and not line.startswith("#"):
-            k = line.split("=", 1)[0]
-            if k not in known:
-                d.fail("model.env.example: %s is not read by mesh-llm" % k)
-    raw = open(model).read()
-    if re.search(r"(API_KEY|SECRET|TOKEN)\s*:", raw):
-        d.fail("docker-compose.model.yml holds a secret; use model.env")
+            shutil.copyfile(example, env_file)
+        try:
+            cfg2 = d.compose_config([path])
+        finally:
+            if created:
+                os.unlink(env_file)
+        known = d.binary_env(svc)
+        check_env(svc, cfg2["services"][svc].get("environment", {}), known, override)
+        for line in open(example):
+            line = line.strip()
+            if line and not line.startswith("#"):
+                k = line.split("=", 1)[0]
+                if k not in known:
+                    d.fail("%s: %s is not read by mesh-%s" % (env_name + ".example", k, svc))
+        if re.search(r"(API_KEY|SECRET|TOKEN)\s*:", open(path).read()):
+            d.fail("%s holds a secret; use %s" % (override, env_name))
     print("compose: %d services consistent with the binaries" % len(services))
     return 0
 

@@ -284,6 +284,12 @@ static void test_frontend_garbage(void **state)
     valid_body(&sb, "g-1");
     const void *B = sb.data;
     size_t BN = sb.size;
+    static const uint8_t cancel = MESH_C_CANCEL;
+    msgpack_sbuffer csb;
+    msgpack_sbuffer_init(&csb);
+    assert_int_equal(mesh_cancel_encode("never-sent", &csb), 0);
+    const void *CB = csb.data;
+    size_t CBN = csb.size;
     garbage_t g[] = {
         {"random bytes", 1, {rnd}, {sizeof(rnd)}},
         {"one empty frame", 1, {""}, {0}},
@@ -301,6 +307,17 @@ static void test_frontend_garbage(void **state)
         {"PARTIAL from a client", 4, {MESH_PROTO_CLIENT, &partial, "tools", B}, {7, 1, 5, BN}},
         {"FINAL from a client", 4, {MESH_PROTO_CLIENT, &final, "tools", B}, {7, 1, 5, BN}},
         {"HEARTBEAT with extra frame", 3, {MESH_PROTO_CLIENT, "\x04", "x"}, {7, 1, 1}},
+        /* CANCEL is never answered, whatever it carries */
+        {"CANCEL without body", 3, {MESH_PROTO_CLIENT, &cancel, "tools"}, {7, 1, 5}},
+        {"CANCEL without service", 3, {MESH_PROTO_CLIENT, &cancel, CB}, {7, 1, CBN}},
+        {"CANCEL with a REQUEST body", 4, {MESH_PROTO_CLIENT, &cancel, "tools", B}, {7, 1, 5, BN}},
+        {"CANCEL truncated", 4, {MESH_PROTO_CLIENT, &cancel, "tools", CB}, {7, 1, 5, CBN - 2}},
+        {"CANCEL for an unknown id", 4, {MESH_PROTO_CLIENT, &cancel, "tools", CB}, {7, 1, 5, CBN}},
+        {"CANCEL for an unknown turn",
+         4,
+         {MESH_PROTO_CLIENT, &cancel, "agent", CB},
+         {7, 1, 5, CBN}},
+        {"CANCEL for mmi", 4, {MESH_PROTO_CLIENT, &cancel, "mmi.service", CB}, {7, 1, 11, CBN}},
     };
     for (size_t i = 0; i < sizeof(g) / sizeof(g[0]); i++) {
         assert_int_equal(rt_send_raw(c, g[i].n, g[i].data, g[i].size), 0);
@@ -315,6 +332,7 @@ static void test_frontend_garbage(void **state)
     assert_int_equal(rt_send_raw(c, many.n, many.data, many.size), 0);
     ping_clean(fx, c, many.what);
     msgpack_sbuffer_destroy(&sb);
+    msgpack_sbuffer_destroy(&csb);
 
     /* A well-formed map whose fields are wrong, with a readable id: FINAL EPROTO. */
     json_t *bad = json_pack("{s:i, s:s, s:s}", "v", 1, "id", "bad-fields", "op", "x");
@@ -577,9 +595,19 @@ static void test_reload_and_shutdown(void **state)
                                    "\"tools\":[],\"tier\":\"small\",\"max_steps\":1,"
                                    "\"fallback\":{\"zh\":\"a\",\"en\":\"b\"}}"),
                      0);
+    /* every agent file of the copied data dir, the fixed one included */
+    char reloaded[64], ls[2 * MH_PATH_MAX];
+    snprintf(ls, sizeof(ls), "ls '%s' | grep -c '\\.json$'", agents);
+    FILE *lsp = popen(ls, "r");
+    int n_agents = 0;
+    assert_non_null(lsp);
+    assert_int_equal(fscanf(lsp, "%d", &n_agents), 1);
+    pclose(lsp);
+    assert_true(n_agents >= 2);
+    snprintf(reloaded, sizeof(reloaded), "reloaded %d agents", n_agents);
     mark = mh_log_mark(p);
     mh_proc_signal(p, SIGHUP);
-    assert_true(mh_log_wait(p, mark, "reloaded 2 agents", 5000));
+    assert_true(mh_log_wait(p, mark, reloaded, 5000));
     assert_true(mh_proc_alive(p));
 
     void *w = track(fx, rt_dealer(fx->zctx, own.back));

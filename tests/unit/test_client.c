@@ -56,6 +56,9 @@ typedef struct {
     size_t last_peer_len;
     fmsg_t *q;
     size_t qhead, qlen, qcap;
+    int cancels;                     /* CANCEL messages received */
+    char cancel_id[MESH_ID_MAX + 1]; /* id of the last CANCEL */
+    char cancel_svc[MESH_SERVICE_MAX + 1];
 } fake_t;
 
 typedef struct {
@@ -125,6 +128,16 @@ static void fake_poll(fake_t *f)
             if (cmd == MESH_C_HEARTBEAT) {
                 f->hb_seen++;
                 fake_send(f, f->last_peer, f->last_peer_len, MESH_C_HEARTBEAT, NULL, NULL, 0);
+            } else if (cmd == MESH_C_CANCEL) {
+                assert_int_equal(n, 5);
+                size_t sl = zmq_msg_size(&fr[3]);
+                assert_true(sl <= MESH_SERVICE_MAX);
+                memcpy(f->cancel_svc, zmq_msg_data(&fr[3]), sl);
+                f->cancel_svc[sl] = '\0';
+                assert_int_equal(
+                    mesh_cancel_decode(zmq_msg_data(&fr[4]), zmq_msg_size(&fr[4]), f->cancel_id),
+                    0);
+                f->cancels++;
             } else {
                 assert_int_equal(cmd, MESH_C_REQUEST);
                 assert_int_equal(n, 5);
@@ -585,6 +598,11 @@ static void test_no_router(void **state)
 }
 
 /* cancel: the callback is never called, even when the FINAL arrives. */
+static bool cancel_seen(void *arg)
+{
+    return ((fake_t *)arg)->cancels > 0;
+}
+
 static void test_cancel(void **state)
 {
     fx_t *fx = *state;
@@ -602,6 +620,11 @@ static void test_cancel(void **state)
     mesh_client_cancel(fx->c, 0);     /* never a handle */
     mesh_client_cancel(fx->c, ~0ull); /* garbage */
     mesh_client_cancel(NULL, h);
+    /* The router got exactly one CANCEL naming the request and its service. */
+    assert_true(run_until(fx, cancel_seen, &fx->fakes[0], WAIT_MS));
+    assert_int_equal(fx->fakes[0].cancels, 1);
+    assert_string_equal(fx->fakes[0].cancel_id, "cx-1");
+    assert_string_equal(fx->fakes[0].cancel_svc, "agent");
     fake_reply(&fx->fakes[0], &m, MESH_C_FINAL, 0, NULL);
     mesh_request_clear(&m.req);
 

@@ -19,6 +19,7 @@
 #include "test_tools_fixture.h"
 #include "tools_feecalc.h"
 #include "tools_money.h"
+#include "tools_motor.h"
 #include "tools_registry.h"
 #include "tools_tool.h"
 
@@ -462,6 +463,281 @@ static void test_compute_pure(void **state)
     assert_string_equal(tools_money_fmt(123456, buf), "1234.56");
 }
 
+/* ---- motor mode ------------------------------------------------------------------------- */
+
+/* Find the line covered_by cov (and item, when not NULL). */
+static const json_t *motor_line(const json_t *r, const char *covered_by, const char *item)
+{
+    size_t i;
+    const json_t *l;
+    json_array_foreach(json_object_get(r, "lines"), i, l)
+    {
+        if (strcmp(json_string_value(json_object_get(l, "covered_by")), covered_by) == 0 &&
+            (item == NULL || strcmp(json_string_value(json_object_get(l, "item")), item) == 0))
+            return l;
+    }
+    char *text = json_dumps(r, 0);
+    fail_msg("no line %s/%s in %s", covered_by, item ? item : "*", text);
+    return NULL;
+}
+
+static void expect_motor_line(const json_t *r, const char *covered_by, const char *item,
+                              double amount, double payable, const char *clause)
+{
+    const json_t *l = motor_line(r, covered_by, item);
+    assert_money(l, "amount", amount);
+    assert_money(l, "payable", payable);
+    assert_string_equal(json_string_value(json_object_get(l, "clause")), clause);
+    assert_true(json_is_string(json_object_get(l, "rule")));
+    assert_true(json_is_string(json_object_get(l, "rule_zh")));
+}
+
+/*
+ * The reference's worked example (A1.3) on the shipped scenario policy P10003
+ * (motor-2024, third-party limit 1,000,000): third-party vehicle damage 52,000,
+ * insured 主责.
+ *   交强险 (with liability) property sub-limit 2,000: pays min(52,000, 2,000) = 2,000
+ *   三者险: (52,000 - 2,000) x 70% = 35,000 < 1,000,000 -> 35,000 (post-2020 product:
+ *   no 事故责任免赔率; the legacy 2014 figure 29,750 is test_motor_legacy_deductible)
+ *   total under the policy 37,000.
+ */
+static void test_motor_worked_example(void **state)
+{
+    (void)state;
+    char dir[FIXTURE_PATH_MAX], err[512];
+    fixture_data_dir(dir);
+    tools_registry_t *r = tools_registry_new();
+    assert_int_equal(tools_registry_load(r, dir, err, sizeof(err)), 0);
+    static const char *const LIAB[] = {"major", "主责"};
+    for (size_t k = 0; k < 2; k++) {
+        json_t *a = json_pack("{s:s, s:s, s:s, s:i}", "mode", "motor", "policy_no", "P10003",
+                              "liability", LIAB[k], "third_party_property", 52000);
+        json_t *data = NULL;
+        assert_int_equal(tools_registry_call(r, "fee.calc", a, &data), 0);
+        const json_t *res = ok_result(data);
+        assert_true(json_is_true(json_object_get(res, "estimate")));
+        assert_string_equal(json_string_value(json_object_get(res, "liability")), "major");
+        assert_money(res, "share", 0.7);
+        const json_t *cl = json_object_get(res, "compulsory_limits");
+        assert_string_equal(json_string_value(json_object_get(cl, "basis")), "with_liability");
+        assert_money(cl, "property", 2000);
+        assert_money(cl, "medical", 18000);
+        assert_money(cl, "death_disability", 180000);
+        const json_t *tbl = json_object_get(res, "compulsory_limits_table");
+        assert_money(json_object_get(tbl, "without_liability"), "property", 100);
+        assert_money(res, "third_party_limit", 1000000);
+        assert_int_equal(json_array_size(json_object_get(res, "lines")), 2);
+        expect_motor_line(res, "compulsory", "third_party_property", 52000, 2000, "1.1");
+        expect_motor_line(res, "third_party", NULL, 50000, 35000, "2.2");
+        assert_money(res, "total_payable", 37000);
+        assert_money(res, "total_other_party", 0);
+        assert_non_null(
+            strstr(json_string_value(json_object_get(motor_line(res, "third_party", NULL), "rule")),
+                   "70%"));
+        json_decref(data);
+        json_decref(a);
+    }
+    tools_registry_destroy(&r);
+}
+
+/* A legacy (2014 clauses) product with 事故责任免赔率 主要 15%: the reference's 29,750. */
+static void test_motor_legacy_deductible(void **state)
+{
+    fx_t *fx = *state;
+    char path[FIXTURE_PATH_MAX * 2], err[512];
+    snprintf(path, sizeof(path), "%s/products/motor-2024.json", fx->dir);
+    json_error_t e;
+    json_t *prod = json_load_file(path, 0, &e);
+    assert_non_null(prod);
+    json_object_set_new(
+        prod, "liability_deductible_rates",
+        json_pack("{s:f, s:f, s:f, s:f}", "full", 0.2, "major", 0.15, "equal", 0.1, "minor", 0.05));
+    assert_int_equal(json_dump_file(prod, path, 0), 0);
+    json_decref(prod);
+    assert_int_equal(tools_registry_load(fx->reg, fx->dir, err, sizeof(err)), 0);
+    /* P20005: third-party limit 2,000,000. (52,000 - 2,000) x 70% = 35,000; x (1 - 15%) = 29,750.
+     * Own damage 10,000: other 交强险 2,000; (10,000 - 2,000) x 70% = 5,600; x 85% = 4,760. */
+    json_t *d = calc(state, "{\"mode\": \"motor\", \"policy_no\": \"P20005\", \"liability\": "
+                            "\"major\", \"third_party_property\": 52000, \"own_vehicle_damage\": "
+                            "10000}");
+    const json_t *res = ok_result(d);
+    assert_money(res, "liability_deductible_rate", 0.15);
+    expect_motor_line(res, "third_party", NULL, 50000, 29750, "2.2");
+    expect_motor_line(res, "vehicle_damage", NULL, 8000, 4760, "2.1");
+    expect_motor_line(res, "other_party_compulsory", NULL, 10000, 2000, "1.1");
+    expect_motor_line(res, "other_party_third_party", NULL, 8000, 2400, "2.1");
+    assert_money(res, "total_payable", 2000 + 29750 + 4760);
+    assert_money(res, "total_other_party", 2000 + 2400);
+    json_decref(d);
+}
+
+/*
+ * Full liability, every head and own damage, P20005 (third party 2,000,000, vehicle 150,000):
+ *   交强险 with liability: death min(300,000, 180,000) = 180,000; medical min(50,000, 18,000)
+ *   = 18,000; property min(8,000, 2,000) = 2,000 -> 200,000
+ *   三者险: (120,000 + 32,000 + 6,000) x 100% = 158,000
+ *   own 20,000: the other party has no liability -> its 交强险 pays min(20,000, 100) = 100;
+ *   车损险 (20,000 - 100) x 100% = 19,900
+ *   total 200,000 + 158,000 + 19,900 = 377,900; other party 100.
+ */
+static void test_motor_full_liability(void **state)
+{
+    json_t *d = calc(state, "{\"mode\": \"motor\", \"policy_no\": \"P20005\", \"liability\": "
+                            "\"全责\", \"third_party_death_disability\": 300000, "
+                            "\"third_party_medical\": 50000, \"third_party_property\": 8000, "
+                            "\"own_vehicle_damage\": 20000}");
+    const json_t *res = ok_result(d);
+    assert_money(res, "share", 1);
+    expect_motor_line(res, "compulsory", "third_party_death_disability", 300000, 180000, "1.1");
+    expect_motor_line(res, "compulsory", "third_party_medical", 50000, 18000, "1.1");
+    expect_motor_line(res, "compulsory", "third_party_property", 8000, 2000, "1.1");
+    expect_motor_line(res, "third_party", NULL, 158000, 158000, "2.2");
+    expect_motor_line(res, "other_party_compulsory", NULL, 20000, 100, "1.1");
+    expect_motor_line(res, "vehicle_damage", NULL, 19900, 19900, "2.1");
+    assert_int_equal(json_array_size(json_object_get(res, "lines")), 6); /* no other share */
+    assert_money(res, "total_payable", 377900);
+    assert_money(res, "total_other_party", 100);
+    json_decref(d);
+}
+
+/*
+ * Minor liability (次责 30%): property 10,000, medical 30,000, own 60,000.
+ *   交强险: property 2,000 + medical 18,000 = 20,000
+ *   三者险: (8,000 + 12,000) x 30% = 6,000
+ *   own: other party at fault -> its 交强险 2,000; 车损险 (60,000 - 2,000) x 30% = 17,400;
+ *   the other party's 三者险 58,000 x 70% = 40,600
+ *   total 43,400; other party 42,600.
+ */
+static void test_motor_minor_liability(void **state)
+{
+    json_t *d = calc(state, "{\"mode\": \"motor\", \"policy_no\": \"P20005\", \"liability\": "
+                            "\"minor\", \"third_party_property\": 10000, \"third_party_medical\": "
+                            "30000, \"own_vehicle_damage\": 60000}");
+    const json_t *res = ok_result(d);
+    expect_motor_line(res, "third_party", NULL, 20000, 6000, "2.2");
+    expect_motor_line(res, "vehicle_damage", NULL, 58000, 17400, "2.1");
+    expect_motor_line(res, "other_party_third_party", NULL, 58000, 40600, "2.1");
+    assert_money(res, "total_payable", 43400);
+    assert_money(res, "total_other_party", 42600);
+    json_decref(d);
+}
+
+/*
+ * No liability (无责): the no-liability 交强险 sub-limits, nothing from the commercial covers.
+ *   property min(5,000, 100) = 100; medical min(1,000, 1,800) = 1,000 -> 1,100
+ *   三者险: (4,900 + 0) x 0% = 0
+ *   own 30,000: other party 交强险 2,000 + its 三者险 28,000 x 100%; 车损险 0
+ *   total 1,100; other party 30,000.
+ */
+static void test_motor_no_liability(void **state)
+{
+    json_t *d = calc(state, "{\"mode\": \"motor\", \"policy_no\": \"P20005\", \"liability\": "
+                            "\"none\", \"third_party_property\": 5000, \"third_party_medical\": "
+                            "1000, \"own_vehicle_damage\": 30000}");
+    const json_t *res = ok_result(d);
+    const json_t *cl = json_object_get(res, "compulsory_limits");
+    assert_string_equal(json_string_value(json_object_get(cl, "basis")), "without_liability");
+    assert_money(cl, "property", 100);
+    expect_motor_line(res, "compulsory", "third_party_property", 5000, 100, "1.1");
+    expect_motor_line(res, "compulsory", "third_party_medical", 1000, 1000, "1.1");
+    expect_motor_line(res, "third_party", NULL, 4900, 0, "2.2");
+    expect_motor_line(res, "vehicle_damage", NULL, 28000, 0, "2.1");
+    assert_money(res, "total_payable", 1100);
+    assert_money(res, "total_other_party", 30000);
+    json_decref(d);
+}
+
+/*
+ * Caps. 同责: death 5,000,000 -> 交强险 180,000; 三者险 4,820,000 x 50% = 2,410,000, capped at
+ * the policy's 2,000,000 -> total 2,180,000. Full liability, uninsured other party, own damage
+ * 400,000: no other 交强险; 车损险 pays in full, capped at the sum insured 150,000.
+ */
+static void test_motor_caps(void **state)
+{
+    json_t *d = calc(state, "{\"mode\": \"motor\", \"policy_no\": \"P20005\", \"liability\": "
+                            "\"同责\", \"third_party_death_disability\": 5000000}");
+    const json_t *res = ok_result(d);
+    expect_motor_line(res, "third_party", NULL, 4820000, 2000000, "2.2");
+    assert_non_null(
+        strstr(json_string_value(json_object_get(motor_line(res, "third_party", NULL), "rule")),
+               "capped"));
+    assert_money(res, "total_payable", 2180000);
+    json_decref(d);
+
+    d = calc(state, "{\"mode\": \"motor\", \"policy_no\": \"P20005\", \"liability\": \"full\", "
+                    "\"own_vehicle_damage\": 400000, \"other_party_insured\": false}");
+    res = ok_result(d);
+    assert_int_equal(json_array_size(json_object_get(res, "lines")), 1);
+    expect_motor_line(res, "vehicle_damage", NULL, 400000, 150000, "2.1");
+    assert_money(res, "total_payable", 150000);
+    assert_money(res, "total_other_party", 0);
+    json_decref(d);
+
+    /* fen: minor 30% of 333.33 above the sub-limit = 99.999 -> 100.00 (half-up) */
+    d = calc(state, "{\"mode\": \"motor\", \"policy_no\": \"P20005\", \"liability\": \"minor\", "
+                    "\"third_party_property\": 2333.33}");
+    expect_motor_line(ok_result(d), "third_party", NULL, 333.33, 100, "2.2");
+    json_decref(d);
+}
+
+static void test_motor_errors(void **state)
+{
+    expect_error(state, "{\"mode\": \"motor\", \"liability\": \"full\"}", "invalid_tool_arguments",
+                 "$.policy_no: is required in motor mode");
+    expect_error(state, "{\"mode\": \"motor\", \"policy_no\": \"P20005\"}",
+                 "invalid_tool_arguments", "$.liability: is required in motor mode");
+    expect_error(state, "{\"mode\": \"motor\", \"policy_no\": \"P20005\", \"liability\": \"most\"}",
+                 "invalid_tool_arguments", "$.liability");
+    expect_error(state,
+                 "{\"mode\": \"motor\", \"policy_no\": \"P20005\", \"liability\": \"full\","
+                 " \"lines\": [{\"item\": \"a\", \"amount\": 1}]}",
+                 "invalid_tool_arguments", "$.lines: not used in motor mode");
+    expect_error(state,
+                 "{\"mode\": \"motor\", \"policy_no\": \"P20005\", \"liability\": \"full\","
+                 " \"own_vehicle_damage\": -1}",
+                 "invalid_tool_arguments", "$.own_vehicle_damage");
+    expect_error(state, "{\"mode\": \"motor\", \"policy_no\": \"P99999\", \"liability\": \"full\"}",
+                 "not_found", "policy P99999 not found");
+    expect_error(state, "{\"mode\": \"motor\", \"policy_no\": \"P20001\", \"liability\": \"full\"}",
+                 "tool_failed", "motor mode needs a motor policy");
+    expect_error(state,
+                 "{\"mode\": \"car\", \"ratio\": 1, \"lines\": [{\"item\": \"a\", "
+                 "\"amount\": 1}]}",
+                 "invalid_tool_arguments", "$.mode");
+    expect_error(state,
+                 "{\"ratio\": 1, \"liability\": \"full\", \"lines\": [{\"item\": \"a\","
+                 " \"amount\": 1}]}",
+                 "invalid_tool_arguments", "$.liability: only used with mode \"motor\"");
+    /* the health mode is unchanged with an explicit mode */
+    json_t *d = calc(state, "{\"mode\": \"health\", \"ratio\": 1, \"deductible_remaining\": 10000,"
+                            " \"lines\": [{\"item\": \"住院费用\", \"amount\": 18000}]}");
+    assert_money(ok_result(d), "total_payable", 8000);
+    json_decref(d);
+}
+
+/* The pure arithmetic refuses out-of-range inputs. */
+static void test_motor_compute_pure(void **state)
+{
+    (void)state;
+    tools_motor_in_t in = {.share_ppm = 700000,
+                           .at_fault = true,
+                           .third_party_limit = 100000000,
+                           .vehicle_damage_limit = 100000000,
+                           .other_party_insured = true};
+    tools_motor_out_t o;
+    in.with_limits[TOOLS_MOTOR_PROPERTY] = 200000;
+    in.loss[TOOLS_MOTOR_PROPERTY] = 5200000;
+    assert_int_equal(tools_motor_compute(&in, &o), 0);
+    assert_int_equal(o.compulsory[TOOLS_MOTOR_PROPERTY], 200000);
+    assert_int_equal(o.tp_payable, 3500000);
+    assert_int_equal(o.total, 3700000);
+    in.share_ppm = TOOLS_PPM + 1;
+    assert_int_equal(tools_motor_compute(&in, &o), MESH_EINVAL);
+    in.share_ppm = 0;
+    in.loss[TOOLS_MOTOR_MEDICAL] = -1;
+    assert_int_equal(tools_motor_compute(&in, &o), MESH_EINVAL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -476,6 +752,14 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_invalid_inputs, setup, teardown),
         cmocka_unit_test(test_tool_direct_defensive),
         cmocka_unit_test(test_compute_pure),
+        cmocka_unit_test(test_motor_worked_example),
+        cmocka_unit_test_setup_teardown(test_motor_legacy_deductible, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_motor_full_liability, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_motor_minor_liability, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_motor_no_liability, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_motor_caps, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_motor_errors, setup, teardown),
+        cmocka_unit_test(test_motor_compute_pure),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

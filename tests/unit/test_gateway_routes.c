@@ -3,8 +3,11 @@
  * with a raw ZeroMQ ROUTER socket in the test playing the router (MESHC01):
  * request validation (400/404/405/415), the JSON mapping of a turn's FINAL
  * (success and each error status), deadlines (504), no router (503),
- * readiness, conversation reads, and a client leaving mid-turn.
+ * readiness, conversation reads, a client leaving mid-turn, and streamed
+ * turns (Accept: text/event-stream): PARTIALs to SSE events, the final and
+ * error events, and the CANCEL sent when the client leaves mid-stream.
  */
+#define _GNU_SOURCE
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -48,6 +51,8 @@ typedef struct {
     char held_ident[256];
     size_t held_ident_len;
     char held_id[MESH_ID_MAX + 1];
+    int cancels; /* CANCEL messages received */
+    char cancel_id[MESH_ID_MAX + 1];
 } fake_router_t;
 
 static void fake_send(fake_router_t *f, const void *ident, size_t ident_len, uint8_t cmd,
@@ -76,6 +81,20 @@ static void fake_final(fake_router_t *f, const void *ident, size_t ident_len, co
     assert_int_equal(mesh_reply_encode(&rep, &sb), 0);
     fake_send(f, ident, ident_len, MESH_C_FINAL, service, sb.data, sb.size);
     msgpack_sbuffer_destroy(&sb);
+}
+
+static void fake_partial(fake_router_t *f, const char *service, const char *data_json)
+{
+    mesh_reply_t rep = {0};
+    snprintf(rep.id, sizeof(rep.id), "%s", f->held_id);
+    rep.data = json_loads(data_json, 0, NULL);
+    assert_non_null(rep.data);
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    assert_int_equal(mesh_reply_encode(&rep, &sb), 0);
+    fake_send(f, f->held_ident, f->held_ident_len, MESH_C_PARTIAL, service, sb.data, sb.size);
+    msgpack_sbuffer_destroy(&sb);
+    json_decref(rep.data);
 }
 
 static fake_answer_t *fake_answer(fake_router_t *f, const char *service)
@@ -112,6 +131,12 @@ static void fake_pump(void *arg)
         uint8_t cmd = *(uint8_t *)zmq_msg_data(&parts[2]);
         if (cmd == MESH_C_HEARTBEAT) {
             fake_send(f, ident, ident_len, MESH_C_HEARTBEAT, NULL, NULL, 0);
+        } else if (cmd == MESH_C_CANCEL) {
+            assert_int_equal(n, 5);
+            assert_int_equal(
+                mesh_cancel_decode(zmq_msg_data(&parts[4]), zmq_msg_size(&parts[4]), f->cancel_id),
+                0);
+            f->cancels++;
         } else if (cmd == MESH_C_REQUEST) {
             assert_int_equal(n, 5);
             size_t sl = zmq_msg_size(&parts[3]);
@@ -617,6 +642,155 @@ static void test_client_leaves_mid_turn(void **state)
     tc_resp_free(&r);
 }
 
+/* Read until the body so far contains want (raw bytes, chunk framing included). */
+static bool recv_until(tc_client_t *c, const char *want)
+{
+    uint64_t end = tc_now_ms() + TC_WAIT_MS;
+    for (;;) {
+        tc_pull(c);
+        c->buf[c->len] = '\0';
+        if (strstr(c->buf, want))
+            return true;
+        if (c->eof || c->reset || tc_now_ms() > end)
+            return false;
+        tc_step(&F->env, c->fd, 1);
+    }
+}
+
+/* The body of a complete chunked response in c->buf, de-chunked (malloc'd). */
+static char *dechunk(const char *raw)
+{
+    const char *p = strstr(raw, "\r\n\r\n");
+    assert_non_null(p);
+    p += 4;
+    char *out = calloc(1, strlen(p) + 1);
+    size_t len = 0;
+    for (;;) {
+        char *end;
+        unsigned long n = strtoul(p, &end, 16);
+        assert_memory_equal(end, "\r\n", 2);
+        if (n == 0)
+            break;
+        memcpy(out + len, end + 2, n);
+        len += n;
+        p = end + 2 + n;
+        assert_memory_equal(p, "\r\n", 2);
+        p += 2;
+    }
+    return out;
+}
+
+static void hold_stream_turn(tc_client_t *c, const char *conv)
+{
+    fake_set(&F->fake, "agent", 0, NULL, NULL);
+    F->fake.answers[0].hold = true;
+    assert_true(tc_connect(c, F->port));
+    char req[512];
+    snprintf(req, sizeof(req),
+             "POST /v1/conversations/%s/messages HTTP/1.1\r\nAccept: text/event-stream\r\n"
+             "Content-Length: 31\r\n\r\n{\"text\":\"x\",\"message_id\":\"m-1\"}",
+             conv);
+    assert_true(tc_send_str(&F->env, c, req));
+    uint64_t end = tc_now_ms() + TC_WAIT_MS;
+    while (F->fake.requests == 0 && tc_now_ms() < end)
+        tc_step(&F->env, -1, 1);
+    assert_int_equal(F->fake.requests, 1);
+    /* the turn is asked to stream */
+    assert_true(json_is_true(json_object_get(F->fake.last.args, "stream")));
+    /* the head goes out before any answer */
+    assert_true(recv_until(c, "\r\n\r\n"));
+    assert_non_null(strstr(c->buf, "HTTP/1.1 200 OK\r\n"));
+    assert_non_null(strcasestr(c->buf, "Content-Type: text/event-stream"));
+    assert_non_null(strcasestr(c->buf, "Transfer-Encoding: chunked"));
+}
+
+/* PARTIALs become delta/tool/handoff events in order, unknown ones are
+ * skipped, the FINAL is the `final` event with the 200 body's JSON. */
+static void test_turn_sse_events(void **state)
+{
+    tc_client_t c;
+    hold_stream_turn(&c, "c-sse");
+    fake_partial(&F->fake, "agent",
+                 "{\"tool\":{\"name\":\"policy.lookup\",\"call_id\":\"k1\",\"phase\":\"start\"}}");
+    assert_true(recv_until(&c, "event: tool\ndata: "));
+    fake_partial(&F->fake, "agent", "{\"something_new\":1}");
+    fake_partial(&F->fake, "agent", "{\"delta\":\"保单\"}");
+    fake_partial(&F->fake, "agent", "{\"delta\":\"\"}");
+    fake_partial(&F->fake, "agent", "{\"delta\":\" ok\\nline\"}");
+    fake_partial(&F->fake, "agent", "{\"handoff\":{\"state\":\"pending\",\"reason\":\"injury\"}}");
+    json_t *fin =
+        json_pack("{s:s, s:s, s:s, s:s, s:[], s:b, s:i, s:s, s:{s:i}}", "conversation_id", "c-sse",
+                  "message_id", "m-1", "agent", "policy_qa", "reply", "保单 ok\nline", "tool_calls",
+                  "duplicate", 0, "steps", 2, "handoff", "pending", "usage", "prompt_tokens", 5);
+    fake_final(&F->fake, F->fake.held_ident, F->fake.held_ident_len, "agent", F->fake.held_id, 0,
+               NULL, fin);
+    json_decref(fin);
+    assert_true(recv_until(&c, "\r\n0\r\n\r\n"));
+    char *body = dechunk(c.buf);
+    const char *want =
+        "event: tool\ndata: {\"name\":\"policy.lookup\",\"call_id\":\"k1\",\"phase\":\"start\"}\n\n"
+        "event: delta\ndata: {\"text\":\"保单\"}\n\n"
+        "event: delta\ndata: {\"text\":\" ok\\nline\"}\n\n"
+        "event: handoff\ndata: {\"state\":\"pending\",\"reason\":\"injury\"}\n\n"
+        "event: final\ndata: {\"conversation_id\":\"c-sse\",\"message_id\":\"m-1\","
+        "\"agent\":\"policy_qa\",\"reply\":\"保单 ok\\u000aline\",\"tool_calls\":[],"
+        "\"duplicate\":false,\"steps\":2,\"usage\":{\"prompt_tokens\":5},"
+        "\"handoff\":\"pending\"}\n\n";
+    assert_string_equal(body, want);
+    free(body);
+    /* keep-alive after the stream */
+    c.len = 0;
+    assert_true(tc_send_str(&F->env, &c, "GET /healthz HTTP/1.1\r\n\r\n"));
+    tc_resp_t r;
+    assert_true(tc_recv(&F->env, &c, &r, TC_WAIT_MS));
+    assert_int_equal(r.status, 200);
+    tc_resp_free(&r);
+    tc_close(&c);
+}
+
+/* A failed turn ends the stream with an `error` event in the usual error shape. */
+static void test_turn_sse_error(void **state)
+{
+    tc_client_t c;
+    hold_stream_turn(&c, "c-sse-err");
+    fake_partial(&F->fake, "agent", "{\"delta\":\"half\"}");
+    fake_final(&F->fake, F->fake.held_ident, F->fake.held_ident_len, "agent", F->fake.held_id,
+               MESH_EUNAVAIL, "memory is down", NULL);
+    assert_true(recv_until(&c, "\r\n0\r\n\r\n"));
+    char *body = dechunk(c.buf);
+    assert_string_equal(body, "event: delta\ndata: {\"text\":\"half\"}\n\n"
+                              "event: error\ndata: {\"error\":{\"code\":\"unavailable\","
+                              "\"message\":\"memory is down\"}}\n\n");
+    free(body);
+    tc_close(&c);
+}
+
+/* The client leaves mid-stream: the gateway sends CANCEL for the turn. */
+static void test_turn_sse_client_leaves(void **state)
+{
+    tc_client_t c;
+    hold_stream_turn(&c, "c-sse-gone");
+    fake_partial(&F->fake, "agent", "{\"delta\":\"a\"}");
+    assert_true(recv_until(&c, "event: delta"));
+    tc_close(&c);
+    assert_true(tc_wait(&F->env, no_inflight, NULL, TC_WAIT_MS));
+    uint64_t end = tc_now_ms() + TC_WAIT_MS;
+    while (F->fake.cancels == 0 && tc_now_ms() < end)
+        tc_step(&F->env, -1, 1);
+    assert_int_equal(F->fake.cancels, 1);
+    assert_string_equal(F->fake.cancel_id, F->fake.held_id);
+    /* later PARTIALs and the FINAL are dropped safely */
+    fake_partial(&F->fake, "agent", "{\"delta\":\"b\"}");
+    fake_final(&F->fake, F->fake.held_ident, F->fake.held_ident_len, "agent", F->fake.held_id, 0,
+               NULL, NULL);
+    for (int i = 0; i < 20; i++)
+        tc_step(&F->env, -1, 1);
+    tc_resp_t r;
+    request("GET", "/healthz", NULL, NULL, &r);
+    assert_int_equal(r.status, 200);
+    tc_resp_free(&r);
+}
+
 static void test_readyz_ready(void **state)
 {
     fake_set(&F->fake, "mmi.service", 0, NULL, "{\"service\":\"memory\",\"workers\":2}");
@@ -734,6 +908,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_turn_error_mapping, setup_router, teardown),
         cmocka_unit_test_setup_teardown(test_turn_deadline_504, setup_router, teardown),
         cmocka_unit_test_setup_teardown(test_client_leaves_mid_turn, setup_router, teardown),
+        cmocka_unit_test_setup_teardown(test_turn_sse_events, setup_router, teardown),
+        cmocka_unit_test_setup_teardown(test_turn_sse_error, setup_router, teardown),
+        cmocka_unit_test_setup_teardown(test_turn_sse_client_leaves, setup_router, teardown),
         cmocka_unit_test_setup_teardown(test_readyz_ready, setup_router, teardown),
         cmocka_unit_test_setup_teardown(test_readyz_no_memory, setup_router, teardown),
         cmocka_unit_test_setup_teardown(test_conv_get, setup_router, teardown),

@@ -108,13 +108,15 @@ static void test_registry(void **state)
 {
     (void)state;
     assert_non_null(llm_backend_find("rules"));
-    assert_null(llm_backend_find("openai"));
+    assert_non_null(llm_backend_find("openai"));
+    assert_null(llm_backend_find("anthropic"));
     assert_null(llm_backend_find(NULL));
-    assert_string_equal(llm_backend_names(), "rules");
+    assert_string_equal(llm_backend_names(), "rules,openai");
     uv_loop_t loop;
     uv_loop_init(&loop);
     llm_backend_config_t cfg = {0};
     assert_null(llm_backend_new("nope", &loop, &cfg));
+    assert_null(llm_backend_new("openai", &loop, &cfg)); /* no MESH_LLM_TIERS: refused */
     llm_backend_t *b = llm_backend_new("rules", &loop, &cfg);
     assert_string_equal(llm_backend_name(b), "rules");
     llm_backend_destroy(&b);
@@ -405,7 +407,7 @@ static void test_reply_json(void **state)
     (void)state;
     llm_result_t r = {
         .type = LLM_RESULT_TEXT, .text = "你好", .text_len = strlen("你好"), .usage = {7, 2}};
-    json_t *j = llm_reply_final(&r, "rules");
+    json_t *j = llm_reply_final(&r, "rules", 0);
     assert_non_null(j);
     assert_string_equal(json_string_value(json_object_get(j, "type")), "text");
     assert_string_equal(json_string_value(json_object_get(j, "text")), "你好");
@@ -418,7 +420,7 @@ static void test_reply_json(void **state)
     json_t *args = json_pack("{s:s}", "policy_no", "P10023");
     llm_tool_call_t tc = {.id = "call_1", .name = "policy.lookup", .arguments = args};
     llm_result_t r2 = {.type = LLM_RESULT_TOOL_CALLS, .calls = &tc, .n_calls = 1};
-    j = llm_reply_final(&r2, "rules");
+    j = llm_reply_final(&r2, "rules", 0);
     assert_non_null(j);
     assert_string_equal(json_string_value(json_object_get(j, "type")), "tool_calls");
     json_t *c0 = json_array_get(json_object_get(j, "calls"), 0);
@@ -428,7 +430,7 @@ static void test_reply_json(void **state)
     json_decref(args);
 
     llm_result_t r3 = {.type = LLM_RESULT_TOOL_CALLS};
-    assert_null(llm_reply_final(&r3, "rules")); /* no calls is not a valid answer */
+    assert_null(llm_reply_final(&r3, "rules", 0)); /* no calls is not a valid answer */
 
     j = llm_reply_delta("ab", 2);
     assert_string_equal(json_string_value(json_object_get(j, "delta")), "ab");

@@ -79,7 +79,7 @@ static void cap_done(llm_sink_t *s, const llm_result_t *r)
 {
     capture_t *c = s->arg;
     c->done++;
-    c->final = llm_reply_final(r, "rules");
+    c->final = llm_reply_final(r, "rules", 0);
     assert_non_null(c->final);
 }
 
@@ -248,6 +248,55 @@ static void test_asks_for_policy_no(void **state)
     assert_contains(t, "policy number");
     assert_en(t);
     json_decref(c.final);
+}
+
+/* A customer asking for a person gets a recorded handoff, then a confirmation;
+ * without the state.update tool, or already in handoff, the engine never asks. */
+static void test_asks_for_a_person(void **state)
+{
+    (void)state;
+    json_t *tools = tools_lookup();
+    json_array_append_new(tools,
+                          json_pack("{s:s, s:s, s:{s:s}}", "name", "state.update", "description",
+                                    "Record state", "parameters", "type", "object"));
+    capture_t c;
+    run_args(args_new("zh", json_pack("[o]", msg("user", "帮我转人工吧")), json_incref(tools), 0),
+             &c);
+    assert_string_equal(json_string_value(json_object_get(c.final, "type")), "tool_calls");
+    json_t *call = json_array_get(json_object_get(c.final, "calls"), 0);
+    assert_string_equal(json_string_value(json_object_get(call, "name")), "state.update");
+    const char *reason = json_string_value(
+        json_object_get(json_object_get(json_object_get(call, "arguments"), "handoff"), "reason"));
+    assert_non_null(reason);
+    assert_contains(reason, "customer_request");
+    json_decref(c.final);
+
+    /* After the tool result: the confirmation in the customer's language. */
+    json_t *msgs = json_pack("[o, {s:s, s:s, s:[{s:s, s:s, s:{}}]}, {s:s, s:s, s:s, s:s, s:b}]",
+                             msg("user", "I want to talk to a human please"), "role", "assistant",
+                             "text", "", "tool_calls", "id", "call_1", "name", "state.update",
+                             "arguments", "role", "tool", "name", "state.update", "tool_call_id",
+                             "call_1", "text", "{\"ok\":true,\"result\":{}}", "ok", 1);
+    run_args(args_new("en", msgs, json_incref(tools), 0), &c);
+    const char *t = json_string_value(json_object_get(c.final, "text"));
+    assert_non_null(t);
+    assert_contains(t, "colleague");
+    assert_en(t);
+    json_decref(c.final);
+
+    /* Already waiting for a person: no second handoff; the question is handled as usual. */
+    json_t *a =
+        args_new("zh", json_pack("[o]", msg("user", "人工客服在吗")), json_incref(tools), 0);
+    json_object_set_new(a, "state", json_pack("{s:s}", "handoff", "pending"));
+    run_args(a, &c);
+    assert_string_equal(json_string_value(json_object_get(c.final, "type")), "text");
+    json_decref(c.final);
+
+    /* The agent does not offer state.update: never asked for. */
+    run_args(args_new("zh", json_pack("[o]", msg("user", "转人工")), tools_lookup(), 0), &c);
+    assert_string_equal(json_string_value(json_object_get(c.final, "type")), "text");
+    json_decref(c.final);
+    json_decref(tools);
 }
 
 static void test_tool_call_normalised(void **state)
@@ -624,16 +673,16 @@ static void test_next_delta_boundaries(void **state)
 static void test_unknown_agent(void **state)
 {
     (void)state;
-    json_t *a = json_pack("{s:s, s:s, s:[o]}", "agent", "claims_intake", "lang", "en", "messages",
+    json_t *a = json_pack("{s:s, s:s, s:[o]}", "agent", "pet_insurance", "lang", "en", "messages",
                           msg("user", "I had an accident"));
     capture_t c;
     run_args(a, &c);
     const char *t = json_string_value(json_object_get(c.final, "text"));
     assert_contains(t, "not available in the rules backend");
-    assert_contains(t, "claims_intake");
+    assert_contains(t, "pet_insurance");
     json_decref(c.final);
 
-    a = json_pack("{s:s, s:s, s:[o]}", "agent", "claims_intake", "lang", "zh", "messages",
+    a = json_pack("{s:s, s:s, s:[o]}", "agent", "pet_insurance", "lang", "zh", "messages",
                   msg("user", "我出车祸了"));
     run_args(a, &c);
     t = json_string_value(json_object_get(c.final, "text"));
@@ -763,6 +812,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_asks_for_policy_no),
+        cmocka_unit_test(test_asks_for_a_person),
         cmocka_unit_test(test_tool_call_normalised),
         cmocka_unit_test(test_number_from_history),
         cmocka_unit_test(test_topic_deductible),

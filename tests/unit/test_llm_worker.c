@@ -8,7 +8,8 @@
  * tool_calls FINAL; unknown op -> EUNKNOWNOP; malformed args -> EPROTO naming
  * the key; the "call start" debug line; MESH_LLM_DELAY_MS holding a call in
  * flight; drain answering a held call with EUNAVAIL; destroy with a call in
- * flight closing the loop cleanly.
+ * flight closing the loop cleanly; CANCEL stopping a held call (FINAL
+ * canceled at once); the FINAL naming the model with a cost estimate.
  *
  * Every wait is a bounded loop: uv_run(UV_RUN_ONCE) under a 2 ms ticker with
  * the fake router polled (ZMQ_DONTWAIT) in between.
@@ -430,6 +431,59 @@ static void test_destroy_with_call_in_flight(void **state)
     fx_free(fx); /* cancels the timer and releases the request; the loop must close */
 }
 
+static void send_cancel(fx_t *fx, const char *id)
+{
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    assert_int_equal(mesh_cancel_encode(id, &sb), 0);
+    uint8_t cmd = MESH_W_CANCEL;
+    assert_true(zmq_send(fx->router, fx->peer, fx->peer_len, ZMQ_SNDMORE) >= 0);
+    assert_true(zmq_send(fx->router, MESH_PROTO_WORKER, MESH_PROTO_SIG_LEN, ZMQ_SNDMORE) >= 0);
+    assert_true(zmq_send(fx->router, &cmd, 1, ZMQ_SNDMORE) >= 0);
+    assert_true(zmq_send(fx->router, sb.data, sb.size, 0) >= 0);
+    msgpack_sbuffer_destroy(&sb);
+}
+
+/* CANCEL stops the backend call (here a minute-long rules delay) and answers at once. */
+static void test_cancel_stops_the_call(void **state)
+{
+    (void)state;
+    fx_t *fx = fx_new(60000);
+    send_request(fx, "req-c1", "llm.chat", chat_args("en", "hello", NULL, 1), 120000);
+    uint64_t end = now_ms() + WAIT_MS;
+    while (llm_worker_inflight(fx->lw) == 0 && now_ms() < end)
+        uv_run(&fx->loop, UV_RUN_ONCE);
+    assert_int_equal(llm_worker_inflight(fx->lw), 1);
+    uint64_t t0 = now_ms();
+    send_cancel(fx, "req-c1");
+    mesh_reply_t rep;
+    assert_int_equal(next_reply(fx, &rep, WAIT_MS), MESH_W_FINAL);
+    assert_string_equal(rep.id, "req-c1");
+    assert_int_equal(rep.status, MESH_ECANCELED);
+    assert_null(rep.data);
+    assert_true(now_ms() - t0 < 1000);
+    mesh_reply_clear(&rep);
+    assert_int_equal(llm_worker_inflight(fx->lw), 0);
+    fx_free(fx);
+}
+
+/* The FINAL names the model ("rules") and carries the cost estimate (0 for rules). */
+static void test_final_model_and_cost(void **state)
+{
+    (void)state;
+    fx_t *fx = fx_new(0);
+    send_request(fx, "req-m1", "llm.chat", chat_args("en", "hello", NULL, 0), 5000);
+    mesh_reply_t rep;
+    assert_int_equal(next_reply(fx, &rep, WAIT_MS), MESH_W_FINAL);
+    assert_int_equal(rep.status, 0);
+    assert_string_equal(json_string_value(json_object_get(rep.data, "model")), "rules");
+    const json_t *cost = json_object_get(json_object_get(rep.data, "usage"), "cost_usd");
+    assert_true(json_is_number(cost) && json_number_value(cost) == 0);
+    assert_null(json_object_get(rep.data, "fallback"));
+    mesh_reply_clear(&rep);
+    fx_free(fx);
+}
+
 int main(void)
 {
     mesh_log_init("llm", MESH_LOG_WARN);
@@ -439,6 +493,8 @@ int main(void)
         cmocka_unit_test(test_call_start_logged),
         cmocka_unit_test(test_delay_and_drain),
         cmocka_unit_test(test_destroy_with_call_in_flight),
+        cmocka_unit_test(test_cancel_stops_the_call),
+        cmocka_unit_test(test_final_model_and_cost),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

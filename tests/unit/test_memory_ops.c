@@ -1453,7 +1453,8 @@ static void test_ctx_built_from_old_log(void **state)
     assert_int_equal(sync_int(fx, "LLEN mesh:{co}:ctx"), 4);
 }
 
-/* turn.end "trace" is stored per turn (atomically, with the TTL); trace.get reads it back. */
+/* turn.end "trace" is stored per turn in the traces hash (atomically, with the TTL);
+ * trace.get reads it back. */
 static void test_trace_stored_per_turn(void **state)
 {
     fx_t *fx = *state;
@@ -1467,7 +1468,11 @@ static void test_trace_stored_per_turn(void **state)
        "\"trace\":[{\"name\":\"router turn\",\"span_id\":\"00f067aa0ba902b7\"}]}");
     assert_int_equal(res.status, 0);
     result_clear(&res);
-    assert_true(sync_int(fx, "TTL mesh:{ctr}:trace:2") > 0);
+    /* One declared hash per conversation (issue 7): field = turn number, with the TTL. */
+    assert_true(sync_int(fx, "TTL mesh:{ctr}:traces") > 0);
+    assert_int_equal(sync_int(fx, "HLEN mesh:{ctr}:traces"), 1);
+    assert_int_equal(sync_int(fx, "HEXISTS mesh:{ctr}:traces 2"), 1);
+    assert_int_equal(sync_int(fx, "EXISTS mesh:{ctr}:trace:2"), 0);
 
     json_t *d = op_ok(fx, &res, "trace.get", "ctr", "{\"turn\":2}");
     assert_int_equal(json_integer_value(json_object_get(d, "turn")), 2);
@@ -1495,7 +1500,54 @@ static void test_trace_stored_per_turn(void **state)
        "\"trace\":[1]}");
     assert_int_equal(res.status, MESH_EINVAL);
     result_clear(&res);
-    assert_int_equal(sync_int(fx, "EXISTS mesh:{ctr}:trace:3"), 0);
+    assert_int_equal(sync_int(fx, "HEXISTS mesh:{ctr}:traces 3"), 0);
+}
+
+/* Timelines written by an older memory (a per-turn string key) stay readable. */
+static void test_trace_old_key_fallback(void **state)
+{
+    fx_t *fx = *state;
+    turn(fx, "cto", "m1", "first");
+    freeReplyObject(sync_cmd(fx, "SET mesh:{cto}:trace:1 [{\"name\":\"old\"}] EX 100"));
+    result_t res;
+    json_t *d = op_ok(fx, &res, "trace.get", "cto", "{\"turn\":1}");
+    assert_string_equal(jstr(json_array_get(json_object_get(d, "spans"), 0), "name"), "old");
+    result_clear(&res);
+    /* The hash wins when both exist. */
+    freeReplyObject(sync_cmd(fx, "HSET mesh:{cto}:traces 1 [{\"name\":\"new\"}]"));
+    d = op_ok(fx, &res, "trace.get", "cto", "{\"turn\":1}");
+    assert_string_equal(jstr(json_array_get(json_object_get(d, "spans"), 0), "name"), "new");
+    result_clear(&res);
+}
+
+/* The traces hash keeps the newest 100 turns' timelines (bounded like the log). */
+static void test_trace_hash_bounded(void **state)
+{
+    fx_t *fx = *state;
+    char mid[16], args[256];
+    result_t res;
+    for (int i = 1; i <= 103; i++) {
+        snprintf(mid, sizeof mid, "m%d", i);
+        begin(fx, &res, "ctb", mid, "owner-t", "q");
+        assert_int_equal(res.status, 0);
+        result_clear(&res);
+        snprintf(args, sizeof args,
+                 "{\"message_id\":\"%s\",\"owner\":\"owner-t\",\"messages\":[],\"reply\":{},"
+                 "\"trace\":[{\"name\":\"turn %d\"}]}",
+                 mid, i);
+        op(fx, &res, "turn.end", "ctb", args);
+        assert_int_equal(res.status, 0);
+        result_clear(&res);
+    }
+    assert_int_equal(sync_int(fx, "HLEN mesh:{ctb}:traces"), 100);
+    assert_int_equal(sync_int(fx, "HEXISTS mesh:{ctb}:traces 3"), 0);
+    assert_int_equal(sync_int(fx, "HEXISTS mesh:{ctb}:traces 4"), 1);
+    op(fx, &res, "trace.get", "ctb", "{\"turn\":3}");
+    assert_int_equal(res.status, MESH_ENOTFOUND);
+    result_clear(&res);
+    json_t *d = op_ok(fx, &res, "trace.get", "ctb", "{\"turn\":103}");
+    assert_string_equal(jstr(json_array_get(json_object_get(d, "spans"), 0), "name"), "turn 103");
+    result_clear(&res);
 }
 
 int main(void)
@@ -1532,6 +1584,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_ctx_retry_pending, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ctx_built_from_old_log, setup, teardown),
         cmocka_unit_test_setup_teardown(test_trace_stored_per_turn, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_trace_old_key_fallback, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_trace_hash_bounded, setup, teardown),
     };
     int failed = cmocka_run_group_tests(tests, group_setup, group_teardown);
     return mh_finish(failed);

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <msgpack.h>
 
 #include "mesh/mesh_err.h"
 #include "mesh/mesh_limits.h"
@@ -33,12 +34,14 @@ static const shape_t s_shapes[] = {
     {MESH_SIDE_CLIENT, MESH_C_FINAL, 1, 1, "FINAL"},
     {MESH_SIDE_CLIENT, MESH_C_HEARTBEAT, 0, 0, "HEARTBEAT"},
     {MESH_SIDE_CLIENT, MESH_C_DISCONNECT, 0, 0, "DISCONNECT"},
+    {MESH_SIDE_CLIENT, MESH_C_CANCEL, 1, 1, "CANCEL"},
     {MESH_SIDE_WORKER, MESH_W_READY, 1, 1, "READY"},
     {MESH_SIDE_WORKER, MESH_W_REQUEST, 0, 1, "REQUEST"},
     {MESH_SIDE_WORKER, MESH_W_PARTIAL, 0, 1, "PARTIAL"},
     {MESH_SIDE_WORKER, MESH_W_FINAL, 0, 1, "FINAL"},
     {MESH_SIDE_WORKER, MESH_W_HEARTBEAT, 0, 0, "HEARTBEAT"},
     {MESH_SIDE_WORKER, MESH_W_DISCONNECT, 0, 0, "DISCONNECT"},
+    {MESH_SIDE_WORKER, MESH_W_CANCEL, 0, 1, "CANCEL"},
 };
 #define N_SHAPES (sizeof(s_shapes) / sizeof(s_shapes[0]))
 
@@ -136,7 +139,7 @@ static void test_command_frame(void **state)
     assert_int_equal(mesh_proto_decode(f, 4, MESH_SIDE_CLIENT, MAX_BODY, &m), MESH_EPROTO);
 
     /* unknown command bytes on both sides */
-    const uint8_t unknown[] = {0x00, 0x06, 0x07, 0x41, 0xff};
+    const uint8_t unknown[] = {0x00, 0x07, 0x08, 0x41, 0xff};
     for (size_t k = 0; k < sizeof(unknown); k++) {
         f[1].data = &unknown[k];
         f[1].size = 1;
@@ -145,7 +148,7 @@ static void test_command_frame(void **state)
             assert_int_equal(mesh_proto_decode(f, n, MESH_SIDE_CLIENT, MAX_BODY, &m), MESH_EPROTO);
         assert_string_equal(mesh_proto_cmd_name(MESH_SIDE_CLIENT, unknown[k]), "?");
     }
-    const uint8_t w_unknown[] = {0x00, 0x07};
+    const uint8_t w_unknown[] = {0x00, 0x08};
     f[0].data = MESH_PROTO_WORKER;
     for (size_t k = 0; k < sizeof(w_unknown); k++) {
         f[1].data = &w_unknown[k];
@@ -267,6 +270,83 @@ static void test_frames_invalid(void **state)
                      2);
 }
 
+/* ---- CANCEL body ---- */
+
+static void test_cancel_body_round_trip(void **state)
+{
+    (void)state;
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    assert_int_equal(mesh_cancel_encode("r-7f3a:x_1.2", &sb), 0);
+    /* {"v": 1, "id": "r-7f3a:x_1.2"} byte for byte */
+    const uint8_t want[] = {0x82, 0xa1, 'v', 0x01, 0xa2, 'i', 'd', 0xac, 'r', '-',
+                            '7',  'f',  '3', 'a',  ':',  'x', '_', '1',  '.', '2'};
+    assert_int_equal(sb.size, sizeof(want));
+    assert_memory_equal(sb.data, want, sizeof(want));
+    char id[MESH_ID_MAX + 1];
+    assert_int_equal(mesh_cancel_decode(sb.data, sb.size, id), 0);
+    assert_string_equal(id, "r-7f3a:x_1.2");
+
+    /* a 64-byte id is the longest */
+    char longid[MESH_ID_MAX + 2];
+    memset(longid, 'a', MESH_ID_MAX);
+    longid[MESH_ID_MAX] = '\0';
+    sb.size = 0;
+    assert_int_equal(mesh_cancel_encode(longid, &sb), 0);
+    assert_int_equal(mesh_cancel_decode(sb.data, sb.size, id), 0);
+    assert_int_equal(strlen(id), MESH_ID_MAX);
+    longid[MESH_ID_MAX] = 'a';
+    longid[MESH_ID_MAX + 1] = '\0';
+    sb.size = 0;
+    assert_int_equal(mesh_cancel_encode(longid, &sb), MESH_EINVAL);
+    assert_int_equal(mesh_cancel_encode("", &sb), MESH_EINVAL);
+    assert_int_equal(mesh_cancel_encode("a b", &sb), MESH_EINVAL);
+    assert_int_equal(mesh_cancel_encode(NULL, &sb), MESH_EINVAL);
+    assert_int_equal(sb.size, 0);
+    msgpack_sbuffer_destroy(&sb);
+}
+
+static void test_cancel_body_invalid(void **state)
+{
+    (void)state;
+    char id[MESH_ID_MAX + 1];
+    /* unknown keys are ignored; order does not matter */
+    const uint8_t extra[] = {0x83, 0xa1, 'x', 0xc0, 0xa2, 'i', 'd', 0xa1, 'q', 0xa1, 'v', 0x01};
+    assert_int_equal(mesh_cancel_decode(extra, sizeof(extra), id), 0);
+    assert_string_equal(id, "q");
+
+    const struct {
+        const char *why;
+        uint8_t b[24];
+        size_t n;
+    } bad[] = {
+        {"not a map", {0x91, 0x01}, 2},
+        {"no id", {0x81, 0xa1, 'v', 0x01}, 4},
+        {"no v", {0x81, 0xa2, 'i', 'd', 0xa1, 'q'}, 6},
+        {"v 2", {0x82, 0xa1, 'v', 0x02, 0xa2, 'i', 'd', 0xa1, 'q'}, 9},
+        {"v 0", {0x82, 0xa1, 'v', 0x00, 0xa2, 'i', 'd', 0xa1, 'q'}, 9},
+        {"empty id", {0x82, 0xa1, 'v', 0x01, 0xa2, 'i', 'd', 0xa0}, 8},
+        {"id with space", {0x82, 0xa1, 'v', 0x01, 0xa2, 'i', 'd', 0xa2, 'a', ' '}, 10},
+        {"id not a str", {0x82, 0xa1, 'v', 0x01, 0xa2, 'i', 'd', 0x07}, 8},
+        {"duplicate id",
+         {0x83, 0xa1, 'v', 0x01, 0xa2, 'i', 'd', 0xa1, 'q', 0xa2, 'i', 'd', 0xa1, 'r'},
+         14},
+        {"non-str key", {0x82, 0x01, 0x01, 0xa2, 'i', 'd', 0xa1, 'q'}, 8},
+        {"truncated", {0x82, 0xa1, 'v', 0x01, 0xa2, 'i', 'd', 0xa3, 'q'}, 9},
+        {"trailing byte", {0x82, 0xa1, 'v', 0x01, 0xa2, 'i', 'd', 0xa1, 'q', 0x00}, 10},
+        {"0xc1", {0xc1}, 1},
+    };
+    for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
+        memcpy(id, "junk", 5);
+        if (mesh_cancel_decode(bad[k].b, bad[k].n, id) != MESH_EPROTO)
+            fail_msg("accepted: %s", bad[k].why);
+        assert_string_equal(id, ""); /* nothing half-written */
+    }
+    assert_int_equal(mesh_cancel_decode(NULL, 0, id), MESH_EPROTO);
+    assert_int_equal(mesh_cancel_decode(extra, 0, id), MESH_EPROTO);
+    assert_int_equal(mesh_cancel_decode(extra, sizeof(extra), NULL), MESH_EINVAL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -277,6 +357,8 @@ int main(void)
         cmocka_unit_test(test_service_names),
         cmocka_unit_test(test_body_size),
         cmocka_unit_test(test_frames_invalid),
+        cmocka_unit_test(test_cancel_body_round_trip),
+        cmocka_unit_test(test_cancel_body_invalid),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

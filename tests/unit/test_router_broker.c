@@ -504,6 +504,107 @@ static void test_submit_api(void **state)
     assert_int_equal(rec3.finals, 1);
 }
 
+/* ---- CANCEL ------------------------------------------------------------------ */
+
+static void client_cancel(void *c, const char *service, const char *id)
+{
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    assert_int_equal(mesh_cancel_encode(id, &sb), 0);
+    assert_int_equal(rt_send(c, MESH_SIDE_CLIENT, MESH_C_CANCEL, service, sb.data, sb.size), 0);
+    msgpack_sbuffer_destroy(&sb);
+}
+
+/* The worker's next message must be a CANCEL for id. */
+static void expect_worker_cancel(fx_t *fx, void *w, const char *id)
+{
+    rt_msg_t m;
+    mesh_proto_msg_t pm;
+    if (!rt_expect(&fx->loop, w, MESH_SIDE_WORKER, &m, &pm, true, RT_WAIT_MS))
+        fail_msg("worker got nothing (wanted CANCEL %s)", id);
+    assert_int_equal(pm.cmd, MESH_W_CANCEL);
+    char got[MESH_ID_MAX + 1];
+    assert_int_equal(mesh_cancel_decode(pm.body, pm.body_len, got), 0);
+    assert_string_equal(got, id);
+    rt_msg_free(&m);
+}
+
+/* A client's CANCEL: a request at a worker gets a worker CANCEL and no FINAL
+ * reaches the client; the slot is held until the worker's FINAL; a queued
+ * request is dropped before any worker sees it; another client cannot
+ * cancel someone else's request. */
+static void test_client_cancel(void **state)
+{
+    fx_t *fx = *state;
+    void *w = worker(fx, "llm", 1);
+    void *c = client(fx);
+    void *other = client(fx);
+    request(c, "llm", "cx-1", 5000, false);
+    expect_request(fx, w, "cx-1");
+    request(c, "llm", "cx-2", 5000, false); /* queued: the worker is full */
+    rt_spin(&fx->loop, 20);
+    assert_int_equal(router_broker_forwarded(fx->b), 2);
+
+    client_cancel(other, "llm", "cx-1"); /* not its request: ignored */
+    client_cancel(c, "llm", "cx-2");     /* queued: dropped */
+    client_cancel(c, "llm", "cx-1");     /* at the worker: CANCEL sent */
+    expect_worker_cancel(fx, w, "cx-1");
+    assert_int_equal(router_broker_forwarded(fx->b), 0);
+
+    /* The worker stops and sends its data-less FINAL: nothing is relayed, and
+     * the freed slot does not run the dropped cx-2. */
+    rt_worker_reply(w, true, "cx-1", MESH_ECANCELED, NULL);
+    expect_nothing(fx, c, 100);
+    expect_nothing(fx, other, 20);
+    expect_nothing(fx, w, 20);
+
+    /* The worker is free again: a new request runs at once. */
+    request(c, "llm", "cx-3", 5000, false);
+    expect_request(fx, w, "cx-3");
+    rt_worker_reply(w, true, "cx-3", 0, NULL);
+    assert_int_equal(expect_final(fx, c, "cx-3"), 0);
+
+    /* CANCEL for unknown ids, for mmi, or with a malformed body: nothing happens. */
+    client_cancel(c, "llm", "never-sent");
+    client_cancel(c, "mmi.service", "x");
+    const uint8_t junk[] = {0x81, 0xa1, 'v', 0x01};
+    assert_int_equal(rt_send(c, MESH_SIDE_CLIENT, MESH_C_CANCEL, "llm", junk, sizeof(junk)), 0);
+    expect_nothing(fx, c, 50);
+    expect_nothing(fx, w, 20);
+}
+
+/* router_broker_cancel of a submitted request at a worker sends the worker CANCEL. */
+static void test_submit_cancel_sends_worker_cancel(void **state)
+{
+    fx_t *fx = *state;
+    void *w = worker(fx, "llm", 1);
+    cb_rec_t rec = {0};
+    mesh_request_t r = internal_req("int-c1", 5000, false);
+    assert_int_equal(router_broker_submit(fx->b, "llm", &r, rec_cb, &rec), 0);
+    expect_request(fx, w, "int-c1");
+    router_broker_cancel(fx->b, "int-c1");
+    expect_worker_cancel(fx, w, "int-c1");
+    rt_worker_reply(w, true, "int-c1", MESH_ECANCELED, NULL);
+    rt_spin(&fx->loop, 20);
+    assert_int_equal(rec.finals + rec.partials, 0);
+    /* The slot was freed by that FINAL (not by the orphan grace). */
+    mesh_request_t r2 = internal_req("int-c2", 5000, false);
+    cb_rec_t rec2 = {0};
+    assert_int_equal(router_broker_submit(fx->b, "llm", &r2, rec_cb, &rec2), 0);
+    expect_request(fx, w, "int-c2");
+    /* A queued submitted request is dropped without a worker CANCEL. */
+    mesh_request_t r3 = internal_req("int-c3", 5000, false);
+    cb_rec_t rec3 = {0};
+    assert_int_equal(router_broker_submit(fx->b, "llm", &r3, rec_cb, &rec3), 0);
+    rt_spin(&fx->loop, 10);
+    router_broker_cancel(fx->b, "int-c3");
+    rt_worker_reply(w, true, "int-c2", 0, NULL);
+    rt_spin(&fx->loop, 20);
+    assert_int_equal(rec2.finals, 1);
+    expect_nothing(fx, w, 50);
+    assert_int_equal(rec3.finals, 0);
+}
+
 int main(void)
 {
     mesh_log_init("test", MESH_LOG_ERROR);
@@ -518,6 +619,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_mmi_service, setup, teardown),
         cmocka_unit_test_setup_teardown(test_heartbeat_expiry_retries, setup_fast_hb, teardown),
         cmocka_unit_test_setup_teardown(test_submit_api, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_client_cancel, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_submit_cancel_sends_worker_cancel, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

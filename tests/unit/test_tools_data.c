@@ -247,6 +247,41 @@ static void test_product_errors(void **state)
     expect_product_error(NULL, "name", NULL, "name: is required");
 }
 
+/* The motor terms fee.calc's motor mode reads are checked at load. */
+static void expect_motor_product_error(const char *path, const char *key, const char *value,
+                                       const char *msg)
+{
+    char dir[FIXTURE_PATH_MAX], err[TOOLS_ERR_MAX], want[FIXTURE_PATH_MAX * 2];
+    assert_int_equal(fixture_make(dir, FIXTURE_POLICIES), 0);
+    mutate(dir, "products/motor-2024.json", path, key, value);
+    int rc = load(dir, err, sizeof(err));
+    snprintf(want, sizeof(want), "%s/products/motor-2024.json: %s", dir, msg);
+    fixture_remove(dir);
+    if (rc != MESH_ECONFIG || strcmp(err, want) != 0)
+        fail_msg("rc %d\n  got:  %s\n  want: %s", rc, err, want);
+}
+
+static void test_motor_product_errors(void **state)
+{
+    (void)state;
+    expect_motor_product_error(NULL, "compulsory_limits", NULL,
+                               "compulsory_limits: a motor product needs an object");
+    expect_motor_product_error("compulsory_limits/with_liability", "property", "-1",
+                               "compulsory_limits.with_liability.property: must be between 0 and "
+                               "10000000000");
+    expect_motor_product_error("compulsory_limits", "without_liability", "[]",
+                               "compulsory_limits.without_liability: must be an object "
+                               "{death_disability, medical, property}");
+    expect_motor_product_error("compulsory_limits", "clause", "\"9.9\"",
+                               "compulsory_limits.clause: unknown clause '9.9'");
+    expect_motor_product_error("liability_shares", "major", NULL,
+                               "liability_shares.major: is required");
+    expect_motor_product_error("liability_shares", "equal", "2",
+                               "liability_shares.equal: must be between 0 and 1");
+    expect_motor_product_error(NULL, "liability_deductible_rates", "{\"full\": 0.2}",
+                               "liability_deductible_rates.major: is required");
+}
+
 static void test_tools_json_errors(void **state)
 {
     (void)state;
@@ -262,6 +297,9 @@ static void test_tools_json_errors(void **state)
         {"0", "idempotent", "\"yes\"", "tools.json: [0].idempotent: must be true or false"},
         {"0/parameters", "type", "\"array\"",
          "tools.json: [0].parameters: type must be \"object\" (OpenAI function shape)"},
+        {"0", "service", "\"billing\"",
+         "tools.json: [0].service: 'billing' is not one of tools, memory, router"},
+        {"0", "service", "7", "tools.json: [0].service: must be a string"},
     };
     for (size_t i = 0; i < sizeof(CASES) / sizeof(CASES[0]); i++) {
         char dir[FIXTURE_PATH_MAX], err[TOOLS_ERR_MAX], want[FIXTURE_PATH_MAX * 2];
@@ -281,12 +319,12 @@ static void test_unimplemented_tool(void **state)
     (void)state;
     char dir[FIXTURE_PATH_MAX], err[TOOLS_ERR_MAX], want[FIXTURE_PATH_MAX * 2];
     assert_int_equal(fixture_make(dir, FIXTURE_POLICIES), 0);
-    mutate(dir, "tools.json", "1", "name", "\"claim.register\"");
+    mutate(dir, "tools.json", "1", "name", "\"claim.status\"");
     tools_registry_t *r = tools_registry_new();
     assert_int_equal(tools_registry_load(r, dir, err, sizeof(err)), MESH_ECONFIG);
     snprintf(want, sizeof(want),
              "%s/tools.json: [1].name: no implementation for tool "
-             "'claim.register'",
+             "'claim.status'",
              dir);
     assert_string_equal(err, want);
     assert_false(tools_registry_ready(r));
@@ -337,6 +375,7 @@ int main(void)
         cmocka_unit_test(test_policy_field_errors),
         cmocka_unit_test(test_file_level_errors),
         cmocka_unit_test(test_product_errors),
+        cmocka_unit_test(test_motor_product_errors),
         cmocka_unit_test(test_tools_json_errors),
         cmocka_unit_test(test_unimplemented_tool),
         cmocka_unit_test(test_reload_keeps_old_on_error),

@@ -86,7 +86,8 @@ static int fixture_copy(const char *from_dir, const char *to_dir, const char *re
 }
 
 /*
- * A fresh temp directory holding the shipped tools.json and products/, and
+ * A fresh temp directory holding the shipped tools.json, products/,
+ * medical/catalogue.json and training/, and
  * policies.json = policies_json (a whole file's text; NULL copies the
  * shipped one). 0 or -1; out receives the directory.
  */
@@ -100,14 +101,23 @@ static int fixture_make(char out[FIXTURE_PATH_MAX], const char *policies_json)
     snprintf(out, FIXTURE_PATH_MAX, "/tmp/mesh-tools-test-XXXXXX");
     if (mkdtemp(out) == NULL)
         return -1;
+    static const char *const SUBDIRS[] = {"products", "medical", "training"};
+    static const char *const OTHERS[] = {"medical/catalogue.json", "training/objections.json",
+                                         "training/personas.json", "training/rubric.json"};
     char sub[FIXTURE_PATH_MAX + 16];
-    snprintf(sub, sizeof(sub), "%s/products", out);
-    if (mkdir(sub, 0700) != 0)
-        return -1;
+    for (size_t i = 0; i < sizeof(SUBDIRS) / sizeof(SUBDIRS[0]); i++) {
+        snprintf(sub, sizeof(sub), "%s/%s", out, SUBDIRS[i]);
+        if (mkdir(sub, 0700) != 0)
+            return -1;
+    }
     if (fixture_copy(src, out, "tools.json") != 0)
         return -1;
     for (size_t i = 0; i < sizeof(PRODUCTS) / sizeof(PRODUCTS[0]); i++) {
         if (fixture_copy(src, out, PRODUCTS[i]) != 0)
+            return -1;
+    }
+    for (size_t i = 0; i < sizeof(OTHERS) / sizeof(OTHERS[0]); i++) {
+        if (fixture_copy(src, out, OTHERS[i]) != 0)
             return -1;
     }
     if (policies_json == NULL)
@@ -115,7 +125,7 @@ static int fixture_make(char out[FIXTURE_PATH_MAX], const char *policies_json)
     return fixture_write(out, "policies.json", policies_json);
 }
 
-/* Remove dir and everything in it (one level of subdirectories: products/). */
+/* Remove dir and everything in it (subdirectories too: products/, medical/, training/). */
 static void fixture_remove(const char *dir)
 {
     char path[FIXTURE_PATH_MAX * 2];

@@ -16,6 +16,7 @@
 
 #include "mesh/mesh_err.h"
 #include "test_tools_fixture.h"
+#include "tools_data.h"
 #include "tools_registry.h"
 
 static tools_registry_t *s_shipped; /* the shipped data */
@@ -100,11 +101,15 @@ static void test_tool_list(void **state)
     json_t *data = NULL;
     assert_int_equal(handle(s_shipped, "tool.list", NULL, &data, err, sizeof(err)), 0);
     const json_t *tools = json_object_get(data, "tools");
-    assert_int_equal(json_array_size(tools), 2);
-    const char *names[2] = {0};
-    for (size_t i = 0; i < 2; i++) {
+    /* Only the entries served here: claim.register (memory) and state.update (router) are
+     * declared in the same tools.json but skipped. */
+    static const char *const WANT[] = {"policy.lookup", "fee.calc", "medical.lookup",
+                                       "training.scenario"};
+    const size_t n_want = sizeof(WANT) / sizeof(WANT[0]);
+    assert_int_equal(json_array_size(tools), n_want);
+    for (size_t i = 0; i < n_want; i++) {
         const json_t *t = json_array_get(tools, i);
-        names[i] = json_string_value(json_object_get(t, "name"));
+        assert_string_equal(json_string_value(json_object_get(t, "name")), WANT[i]);
         assert_true(json_is_string(json_object_get(t, "description")));
         assert_true(json_is_string(json_object_get(t, "description_zh")));
         const json_t *p = json_object_get(t, "parameters");
@@ -112,9 +117,25 @@ static void test_tool_list(void **state)
         assert_true(json_is_false(json_object_get(p, "additionalProperties")));
         assert_true(json_is_true(json_object_get(t, "idempotent")));
     }
-    assert_string_equal(names[0], "policy.lookup");
-    assert_string_equal(names[1], "fee.calc");
     json_decref(data);
+}
+
+/* Tools declared for another service are not callable here (the router sends them elsewhere). */
+static void test_other_service_tools_skipped(void **state)
+{
+    (void)state;
+    json_t *d = NULL;
+    json_t *args = json_pack("{s:s, s:s, s:{}, s:s}", "policy_no", "P10023", "kind", "health",
+                             "facts", "summary", "x");
+    assert_int_equal(tools_registry_call(s_shipped, "claim.register", args, &d), 0);
+    assert_true(json_is_false(json_object_get(d, "ok")));
+    assert_string_equal(json_string_value(json_object_get(json_object_get(d, "error"), "code")),
+                        "unknown_tool");
+    json_decref(d);
+    json_decref(args);
+    assert_int_equal(tools_registry_call(s_shipped, "state.update", NULL, &d), 0);
+    assert_true(json_is_false(json_object_get(d, "ok")));
+    json_decref(d);
 }
 
 static void test_unknown_tool(void **state)
@@ -373,14 +394,69 @@ static void test_idempotent(void **state)
     json_decref(b);
 }
 
+/* The scenario policies pinned in data/README.md ("Scenario policies"). */
+static void test_scenario_policies(void **state)
+{
+    (void)state;
+    const tools_data_t *d = tools_registry_data(s_shipped);
+    const json_t *p = tools_data_policy(d, "P10023");
+    assert_non_null(p);
+    assert_string_equal(json_string_value(json_object_get(p, "product_id")), "med-million-2024");
+    assert_string_equal(json_string_value(json_object_get(p, "status")), "active");
+    assert_string_equal(json_string_value(json_object_get(p, "start_date")), "2026-03-01");
+    assert_true(json_is_true(json_object_get(p, "social_insurance")));
+    assert_int_equal(json_number_value(json_object_get(p, "deductible_used")), 0);
+
+    p = tools_data_policy(d, "P10003");
+    assert_non_null(p);
+    assert_string_equal(json_string_value(json_object_get(p, "product_id")), "motor-2024");
+    assert_string_equal(json_string_value(json_object_get(p, "status")), "active");
+    assert_string_equal(json_string_value(json_object_get(p, "plate")), "川Z·S****");
+    const json_t *cl = json_object_get(p, "cover_limits");
+    assert_int_equal(json_number_value(json_object_get(cl, "vehicle_damage")), 450000);
+    assert_int_equal(json_number_value(json_object_get(cl, "third_party")), 1000000);
+
+    p = tools_data_policy(d, "P10001");
+    assert_non_null(p);
+    assert_string_equal(json_string_value(json_object_get(p, "product_id")), "ci-guard-2024");
+    assert_string_equal(json_string_value(json_object_get(p, "status")), "active");
+}
+
+/* training.scenario is wired: the trainer's data is loaded with the rest and the tool answers. */
+static void test_training_wired(void **state)
+{
+    (void)state;
+    json_t *a = json_pack("{s:s, s:s}", "product_id", "ci-guard-2024", "seed", "wiring-1");
+    json_t *d1 = NULL, *d2 = NULL;
+    assert_non_null(tools_data_training(tools_registry_data(s_shipped)));
+    assert_int_equal(tools_registry_call(s_shipped, "training.scenario", a, &d1), 0);
+    if (!json_is_true(json_object_get(d1, "ok"))) {
+        char *text = json_dumps(d1, 0);
+        fail_msg("training.scenario failed: %s", text);
+    }
+    assert_true(json_is_object(json_object_get(json_object_get(d1, "result"), "persona")));
+    assert_int_equal(tools_registry_call(s_shipped, "training.scenario", a, &d2), 0);
+    assert_true(json_equal(d1, d2)); /* deterministic in seed */
+    json_decref(d1);
+    json_decref(d2);
+    json_decref(a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_tool_list),         cmocka_unit_test(test_unknown_tool),
-        cmocka_unit_test(test_invalid_arguments), cmocka_unit_test(test_malformed_requests),
-        cmocka_unit_test(test_unknown_op),        cmocka_unit_test(test_lookup_p10023),
-        cmocka_unit_test(test_lookup_missing),    cmocka_unit_test(test_lookup_motor_and_ci),
+        cmocka_unit_test(test_tool_list),
+        cmocka_unit_test(test_unknown_tool),
+        cmocka_unit_test(test_invalid_arguments),
+        cmocka_unit_test(test_malformed_requests),
+        cmocka_unit_test(test_unknown_op),
+        cmocka_unit_test(test_lookup_p10023),
+        cmocka_unit_test(test_lookup_missing),
+        cmocka_unit_test(test_lookup_motor_and_ci),
         cmocka_unit_test(test_idempotent),
+        cmocka_unit_test(test_other_service_tools_skipped),
+        cmocka_unit_test(test_scenario_policies),
+        cmocka_unit_test(test_training_wired),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

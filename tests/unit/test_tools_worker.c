@@ -200,8 +200,31 @@ static void test_serves_requests_and_reloads(void **state)
     /* tool.list */
     request(fx, "tool.list", NULL, &rep);
     assert_int_equal(rep.status, 0);
-    assert_int_equal(json_array_size(json_object_get(rep.data, "tools")), 2);
+    /* policy.lookup, fee.calc, medical.lookup, training.scenario (not claim.register/state.update)
+     */
+    assert_int_equal(json_array_size(json_object_get(rep.data, "tools")), 4);
     mesh_reply_clear(&rep);
+
+    /* medical.lookup over the wire: the seed pair of the health review */
+    json_t *med = json_pack("{s:s, s:{s:[s,s,s]}}", "name", "medical.lookup", "arguments", "items",
+                            "唾液酸酶测定", "微量元素测定", "不存在的项目");
+    request(fx, "tool.call", med, &rep);
+    assert_int_equal(rep.status, 0);
+    assert_true(json_is_true(json_object_get(rep.data, "ok")));
+    const json_t *mitems = json_object_get(json_object_get(rep.data, "result"), "items");
+    assert_int_equal(json_array_size(mitems), 3);
+    const json_t *m0 = json_array_get(mitems, 0), *m1 = json_array_get(mitems, 1);
+    assert_string_equal(json_string_value(json_object_get(m0, "match")), "exact");
+    assert_string_equal(json_string_value(json_object_get(m0, "class")), "biochemical_enzyme");
+    assert_int_equal(json_array_size(json_object_get(m0, "exclusion_classes")), 0);
+    assert_string_equal(json_string_value(json_object_get(m1, "class")), "trace_element");
+    assert_string_equal(
+        json_string_value(json_array_get(json_object_get(m1, "exclusion_classes"), 0)),
+        "trace_element_test");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(mitems, 2), "match")),
+                        "none");
+    mesh_reply_clear(&rep);
+    json_decref(med);
 
     /* fee.calc through the wire: 86,000 / 45,000 / 70% -> 21,700 */
     json_t *fee = json_pack("{s:s, s:{s:f, s:i, s:[{s:s, s:i, s:i}]}}", "name", "fee.calc",
@@ -236,6 +259,24 @@ static void test_serves_requests_and_reloads(void **state)
     request(fx, "tool.call", args, &rep);
     assert_true(json_is_true(json_object_get(rep.data, "ok")));
     mesh_reply_clear(&rep);
+
+    /* SIGHUP with a broken catalogue: named error, the old data keeps serving */
+    char *catalogue = fixture_read(fx->data_dir, "medical/catalogue.json");
+    assert_non_null(catalogue);
+    mark = mh_log_mark(fx->proc);
+    assert_int_equal(fixture_write(fx->data_dir, "policies.json", FIXTURE_POLICIES), 0);
+    assert_int_equal(fixture_write(fx->data_dir, "medical/catalogue.json",
+                                   "{\"categories\": [\"检查费\"], \"classes\": "
+                                   "{\"x\": {\"zh\": \"x\", \"en\": \"x\"}}, \"items\": 7}"),
+                     0);
+    assert_int_equal(mh_proc_signal(fx->proc, SIGHUP), 0);
+    assert_true(mh_log_wait(fx->proc, mark, "reload failed, keeping the previous data", WAIT_MS));
+    assert_true(mh_log_wait(fx->proc, mark, "catalogue.json: items: must be an array", 100));
+    request(fx, "tool.call", args, &rep);
+    assert_true(json_is_true(json_object_get(rep.data, "ok"))); /* P10023 still there */
+    mesh_reply_clear(&rep);
+    assert_int_equal(fixture_write(fx->data_dir, "medical/catalogue.json", catalogue), 0);
+    free(catalogue);
 
     /* SIGHUP with good new data: taken in */
     mark = mh_log_mark(fx->proc);

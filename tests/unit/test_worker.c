@@ -661,6 +661,137 @@ static void test_debug_log_line(void **state)
     mesh_worker_final(H.req[0], 0, NULL, NULL);
 }
 
+/* ---- CANCEL ---------------------------------------------------------------- */
+
+typedef struct {
+    int calls;
+    mesh_worker_req_t *req;
+    bool final_in_cb; /* answer from inside the callback */
+    int final_rc;
+} cancel_rec_t;
+
+static void on_cancel(mesh_worker_t *w, mesh_worker_req_t *req, void *arg)
+{
+    (void)w;
+    cancel_rec_t *c = arg;
+    c->calls++;
+    c->req = req;
+    assert_true(mesh_worker_req_canceled(req));
+    if (c->final_in_cb)
+        c->final_rc = mesh_worker_final(req, 0, NULL, NULL);
+}
+
+static bool cancel_called(void *arg)
+{
+    return ((cancel_rec_t *)arg)->calls > 0;
+}
+
+static void send_cancel(fx_t *fx, const char *id)
+{
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    assert_int_equal(mesh_cancel_encode(id, &sb), 0);
+    fake_send(&fx->fake, fx->fake.peer, fx->fake.peer_len, MESH_W_CANCEL, sb.data, sb.size);
+    msgpack_sbuffer_destroy(&sb);
+}
+
+/* CANCEL reaches the handler's cancel callback for the named request only;
+ * after it, partials are not sent and the FINAL only frees the router's slot. */
+static void test_cancel_handler(void **state)
+{
+    fx_t *fx = *state;
+    start_worker(fx);
+    cancel_rec_t cr = {0};
+    mesh_worker_set_cancel_handler(fx->w, on_cancel, &cr);
+    tmsg_t m;
+    expect_ready(fx, &m);
+    fx->fake.keepalive = true;
+
+    send_request(fx, "k1", "echo", "", 5000, NULL);
+    send_request(fx, "k2", "echo", "", 5000, NULL);
+    hwant_t w2 = {2};
+    assert_true(run_until(fx, handler_reached, &w2, WAIT_MS));
+
+    /* unknown id, malformed body: ignored */
+    send_cancel(fx, "nope");
+    const uint8_t junk[] = {0x81, 0xa1, 'v', 0x01};
+    fake_send(&fx->fake, fx->fake.peer, fx->fake.peer_len, MESH_W_CANCEL, junk, sizeof(junk));
+    send_cancel(fx, "k1");
+    assert_true(run_until(fx, cancel_called, &cr, WAIT_MS));
+    assert_int_equal(cr.calls, 1);
+    assert_ptr_equal(cr.req, H.req[0]);
+    assert_false(mesh_worker_req_canceled(H.req[1]));
+
+    /* a second CANCEL for the same request is not delivered twice */
+    send_cancel(fx, "k1");
+    /* k2 still answers normally, and proves the second CANCEL was read */
+    assert_int_equal(mesh_worker_final(H.req[1], 0, NULL, NULL), 0);
+    mesh_reply_t rep;
+    expect_reply(fx, MESH_W_FINAL, &rep);
+    assert_string_equal(rep.id, "k2");
+    mesh_reply_clear(&rep);
+    assert_int_equal(cr.calls, 1);
+
+    json_t *d = json_pack("{s:s}", "delta", "x");
+    assert_int_equal(mesh_worker_partial(H.req[0], d), MESH_ECANCELED);
+    assert_int_equal(mesh_worker_final(H.req[0], 0, NULL, d), MESH_ECANCELED);
+    json_decref(d);
+    assert_int_equal(mesh_worker_inflight(fx->w), 0);
+    /* the only thing sent for k1: a data-less FINAL with status canceled */
+    expect_reply(fx, MESH_W_FINAL, &rep);
+    assert_string_equal(rep.id, "k1");
+    assert_int_equal(rep.status, MESH_ECANCELED);
+    assert_null(rep.data);
+    mesh_reply_clear(&rep);
+
+    /* the handler may final from inside the cancel callback */
+    cr.calls = 0;
+    cr.final_in_cb = true;
+    send_request(fx, "k3", "echo", "", 5000, NULL);
+    hwant_t w3 = {3};
+    assert_true(run_until(fx, handler_reached, &w3, WAIT_MS));
+    send_cancel(fx, "k3");
+    assert_true(run_until(fx, cancel_called, &cr, WAIT_MS));
+    assert_int_equal(cr.final_rc, MESH_ECANCELED);
+    assert_int_equal(mesh_worker_inflight(fx->w), 0);
+    expect_reply(fx, MESH_W_FINAL, &rep);
+    assert_string_equal(rep.id, "k3");
+    assert_int_equal(rep.status, MESH_ECANCELED);
+    mesh_reply_clear(&rep);
+}
+
+/* Without a cancel handler CANCEL is ignored: the request runs to its end. */
+static void test_cancel_without_handler(void **state)
+{
+    fx_t *fx = *state;
+    start_worker(fx);
+    tmsg_t m;
+    expect_ready(fx, &m);
+    fx->fake.keepalive = true;
+    send_request(fx, "n1", "echo", "", 5000, NULL);
+    hwant_t w1 = {1};
+    assert_true(run_until(fx, handler_reached, &w1, WAIT_MS));
+    send_cancel(fx, "n1");
+    /* a second request proves the CANCEL before it was processed */
+    send_request(fx, "n2", "echo", "", 5000, NULL);
+    hwant_t w2 = {2};
+    assert_true(run_until(fx, handler_reached, &w2, WAIT_MS));
+    assert_false(mesh_worker_req_canceled(H.req[0]));
+    json_t *d = json_pack("{s:s}", "delta", "x");
+    assert_int_equal(mesh_worker_partial(H.req[0], d), 0);
+    assert_int_equal(mesh_worker_final(H.req[0], 0, NULL, d), 0);
+    json_decref(d);
+    assert_int_equal(mesh_worker_final(H.req[1], 0, NULL, NULL), 0);
+    mesh_reply_t rep;
+    expect_reply(fx, MESH_W_PARTIAL, &rep);
+    mesh_reply_clear(&rep);
+    expect_reply(fx, MESH_W_FINAL, &rep);
+    assert_string_equal(rep.id, "n1");
+    assert_int_equal(rep.status, 0);
+    assert_non_null(rep.data);
+    mesh_reply_clear(&rep);
+}
+
 static void test_bad_options(void **state)
 {
     fx_t *fx = *state;
@@ -703,6 +834,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_drain_grace_expires, setup, teardown),
         cmocka_unit_test_setup_teardown(test_destroy_with_open_request, setup, teardown),
         cmocka_unit_test_setup_teardown(test_debug_log_line, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cancel_handler, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cancel_without_handler, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_options, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
