@@ -6,6 +6,7 @@
  *
  * The mesh_service.h skeleton plus this service's config table.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,6 +26,7 @@ enum {
     CFG_TTL,
     CFG_HISTORY,
     CFG_CAPACITY,
+    CFG_HANDOFF_REFRESH,
     CFG_COUNT,
 };
 
@@ -41,6 +43,9 @@ static mesh_config_entry_t s_config[CFG_COUNT] = {
                      "messages kept per conversation (older ones trimmed)"},
     [CFG_CAPACITY] = {"MESH_WORKER_CAPACITY", MESH_CFG_INT, "256", 1, MESH_WORKER_CAPACITY_MAX,
                       "requests in flight at once"},
+    [CFG_HANDOFF_REFRESH] = {"MESH_HANDOFF_REFRESH_MS", MESH_CFG_INT, "15000", 0, 3600000,
+                             "refresh period of the mesh_handoff_queue_length gauge (0: only "
+                             "when the queue is listed)"},
 };
 
 typedef struct {
@@ -68,6 +73,7 @@ static int memory_start(mesh_service_ctx_t *ctx, void **state)
     cfg.worker.n_endpoints = n;
     cfg.worker.service = "memory";
     cfg.worker.capacity = (uint32_t)ctx->config[CFG_CAPACITY].i;
+    cfg.queue_refresh_ms = (uint64_t)ctx->config[CFG_HANDOFF_REFRESH].i;
     cfg.worker.heartbeat_ms = ctx->heartbeat_ms;
     cfg.worker.liveness = ctx->liveness;
     cfg.worker.reconnect_min_ms = ctx->reconnect_min_ms;
@@ -131,6 +137,16 @@ static void memory_destroy(void **state)
     *state = NULL;
 }
 
+/* /readyz: a memory worker that cannot reach Redis has withdrawn from the routers. */
+static int memory_ready(void *state, char *why, size_t why_size)
+{
+    memory_service_t *s = state;
+    if (s->worker != NULL && memory_worker_redis_up(s->worker))
+        return 0;
+    snprintf(why, why_size, "redis unreachable");
+    return MESH_EUNAVAIL;
+}
+
 static const mesh_service_def_t s_def = {
     .name = "memory",
     .summary = "memory worker: conversation log, state, idempotency, claims and the handoff "
@@ -140,6 +156,7 @@ static const mesh_service_def_t s_def = {
     .start = memory_start,
     .drain = memory_drain,
     .destroy = memory_destroy,
+    .ready = memory_ready,
 };
 
 int main(int argc, char **argv)

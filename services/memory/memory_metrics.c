@@ -12,10 +12,11 @@ static const double s_wait_bounds[] = {1,   5,    15,   30,   60,    120,  300,
 void memory_metrics_init(memory_metrics_t *m)
 {
     mesh_metrics_t *reg = mesh_metrics_global();
-    mesh_metric_t *q = mesh_metrics_gauge(
-        reg, "mesh_handoff_queue_length",
-        "Conversations waiting for a person (handoff pending), as of the last handoff.list", NULL,
-        1);
+    mesh_metric_t *q =
+        mesh_metrics_gauge(reg, "mesh_handoff_queue_length",
+                           "Conversations waiting for a person (handoff pending), refreshed every "
+                           "MESH_HANDOFF_REFRESH_MS and by every handoff.list",
+                           NULL, 1);
     mesh_metric_t *w = mesh_metrics_histogram(
         reg, "mesh_handoff_wait_seconds",
         "Seconds from a conversation going pending to a person claiming it (handoff.claim)", NULL,

@@ -685,6 +685,22 @@ int memory_ops_run(memory_ops_t *ops, const char *op, const char *conv, const js
     return rc;
 }
 
+/* The refresh's answer is not needed: the list updated the gauge on its way. */
+static void on_refreshed(int status, const char *errmsg, const json_t *data, void *arg)
+{
+    (void)status;
+    (void)errmsg;
+    (void)data;
+    (void)arg;
+}
+
+int memory_ops_refresh_queue(memory_ops_t *ops)
+{
+    char err[MESH_ERRMSG_MAX + 1];
+    return memory_handoff_list(ops->redis, &ops->metrics, NULL, on_refreshed, NULL, err,
+                               sizeof err);
+}
+
 void memory_ops_destroy(memory_ops_t **ops_p)
 {
     if (ops_p == NULL || *ops_p == NULL)

@@ -39,6 +39,13 @@ typedef struct {
  */
 typedef void (*memory_ops_done_fn)(int status, const char *errmsg, const json_t *data, void *arg);
 
+/*
+ * Refresh the mesh_handoff_queue_length gauge now: a handoff.list of the
+ * default size whose answer is dropped (it also repairs the queue). The
+ * gauge otherwise moves only when someone lists the queue. 0 or MESH_E*.
+ */
+int memory_ops_refresh_queue(memory_ops_t *ops);
+
 /* NULL on ENOMEM / bad arguments. redis is borrowed and must outlive ops. */
 memory_ops_t *memory_ops_new(mesh_redis_t *redis, const memory_ops_cfg_t *cfg);
 

@@ -16,9 +16,26 @@ struct memory_worker {
     mesh_worker_t *worker;
     mesh_redis_t *redis;
     memory_ops_t *ops;
+    /* The handoff queue gauge is refreshed every queue_refresh_ms while Redis
+     * is up, so MeshHandoffQueueLong sees a current value with no console open.
+     * The timer is freed in its close callback. */
+    uv_timer_t *queue_timer;
+    uint64_t queue_refresh_ms;
     void (*drain_done)(void *arg);
     void *drain_arg;
 };
+
+static void on_queue_timer(uv_timer_t *t)
+{
+    memory_worker_t *mw = t->data;
+    if (mesh_redis_up(mw->redis))
+        memory_ops_refresh_queue(mw->ops); /* a failure only leaves the gauge as it was */
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+    free(h);
+}
 
 static void on_op_done(int status, const char *errmsg, const json_t *data, void *arg)
 {
@@ -93,6 +110,16 @@ memory_worker_t *memory_worker_new(uv_loop_t *loop, void *zctx, const memory_wor
     mw->worker = mesh_worker_new(loop, zctx, &wo, on_request, mw);
     if (mw->worker == NULL)
         goto fail;
+    mw->queue_timer = malloc(sizeof *mw->queue_timer);
+    if (mw->queue_timer == NULL || uv_timer_init(loop, mw->queue_timer) != 0) {
+        free(mw->queue_timer);
+        mw->queue_timer = NULL;
+        goto fail;
+    }
+    mw->queue_timer->data = mw;
+    mw->queue_refresh_ms = cfg->queue_refresh_ms;
+    /* Never keeps the loop alive: a drained worker still ends its loop. */
+    uv_unref((uv_handle_t *)mw->queue_timer);
     /* Not announced until Redis answers. */
     mesh_worker_set_ready(mw->worker, false);
     return mw;
@@ -109,6 +136,8 @@ int memory_worker_start(memory_worker_t *mw)
     int rc = mesh_worker_start(mw->worker);
     if (rc != 0)
         return rc;
+    if (mw->queue_refresh_ms > 0)
+        uv_timer_start(mw->queue_timer, on_queue_timer, mw->queue_refresh_ms, mw->queue_refresh_ms);
     return mesh_redis_start(mw->redis);
 }
 
@@ -145,6 +174,10 @@ void memory_worker_destroy(memory_worker_t **mw_p)
      * answers EUNAVAIL) while the worker can still send the FINALs. The
      * state callback is not called on destroy.
      */
+    if (mw->queue_timer != NULL) {
+        uv_close((uv_handle_t *)mw->queue_timer, on_timer_closed);
+        mw->queue_timer = NULL;
+    }
     mesh_redis_destroy(&mw->redis);
     memory_ops_destroy(&mw->ops);
     mesh_worker_destroy(&mw->worker);

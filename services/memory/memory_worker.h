@@ -24,6 +24,7 @@ typedef struct {
     mesh_worker_opts_t worker; /* service is forced to "memory" */
     mesh_redis_opts_t redis;
     memory_ops_cfg_t ops;
+    uint64_t queue_refresh_ms; /* MESH_HANDOFF_REFRESH_MS: handoff queue gauge refresh (0: off) */
 } memory_worker_cfg_t;
 
 /* NULL on failure (bad config or ENOMEM). cfg is copied (endpoint strings are borrowed). */
