@@ -90,7 +90,7 @@ static int turn_body(gateway_buf_t *b, const gateway_call_t *call, const json_t 
         rc |= append_lit(b, num);
     }
     /* Contract 4 additions, passed through as the router made them. */
-    static const char *const extra[] = {"usage", "model", "state", "handoff", "fallback"};
+    static const char *const extra[] = {"usage", "model", "state", "handoff", "fallback", "triage"};
     for (size_t k = 0; k < sizeof(extra) / sizeof(extra[0]); k++) {
         const json_t *v = json_object_get(data, extra[k]);
         if (!v || json_is_null(v))

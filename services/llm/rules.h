@@ -65,6 +65,7 @@ int llm_rules_unavailable(const llm_call_t *call, llm_rules_out_t *out);
 int llm_rules_claims_intake(const llm_call_t *call, llm_rules_out_t *out); /* rules_intake*.c */
 int llm_rules_health_review(const llm_call_t *call, llm_rules_out_t *out); /* rules_review*.c */
 int llm_rules_life_trainer(const llm_call_t *call, llm_rules_out_t *out);  /* rules_trainer*.c */
+int llm_rules_triage(const llm_call_t *call, llm_rules_out_t *out);        /* rules_triage.c */
 
 /*
  * Compose the policy_qa answer to question q (the last user message) from a
@@ -92,6 +93,25 @@ int llm_rules_has_any(const char *s, size_t len, const char *const *keywords);
 
 /* 1 when s[0..len) asks for a person ("转人工", "talk to a human", ...), else 0. */
 int llm_rules_wants_human(const char *s, size_t len);
+
+/*
+ * Repeated failure to understand (issue 5): consecutive customer messages an
+ * engine could not use are counted in state records.misunderstood. Call it
+ * in the step that reads the customer's message, with args the arguments of
+ * the state.update that step makes (an object; "records" is created or
+ * merged into). understood: reset the count (adds misunderstood 0 only when
+ * it was not 0). Not understood: adds misunderstood <count + 1> and, when
+ * that reaches LLM_RULES_MISSES_MAX, handoff {reason: "not_understood: "
+ * + detail (NULL: a generic text in call->lang)}. The opening message (no
+ * assistant text before it: nothing was asked yet) is never a miss. A count
+ * already at the maximum is from a handoff a person has since released: it
+ * starts over.
+ * Returns 2 when it added the handoff, 1 when it added only the count, 0 when
+ * it added nothing, or MESH_ENOMEM.
+ */
+#define LLM_RULES_MISSES_MAX 3
+int llm_rules_misses_note(const llm_call_t *call, bool understood, const char *detail,
+                          json_t *args);
 
 /* Append an amount of money: zh "1万元" / "8,000元" / "8,000.50元", en "CNY 10,000". */
 int llm_rules_money(llm_buf_t *b, double amount, bool zh);

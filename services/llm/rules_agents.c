@@ -18,6 +18,7 @@ static const rules_agent_t s_agents[] = {
     {"claims_intake", llm_rules_claims_intake},
     {"health_review", llm_rules_health_review},
     {"life_trainer", llm_rules_life_trainer},
+    {"triage", llm_rules_triage}, /* the router's MESH_TRIAGE=llm call */
 };
 
 void llm_rules_out_init(llm_rules_out_t *out)

@@ -15,6 +15,13 @@
  * state.update {mode: "done", records: {claim_no ...}}; the answer (claim
  * number, liability suggestion with criteria, payout estimate).
  *
+ * Repeated failure to understand: a customer message that fills no slot and
+ * carries no intent (before the claim is registered) is a miss, counted in
+ * records.misunderstood by the step-1 state.update (llm_rules_misses_note);
+ * the question is asked again. The LLM_RULES_MISSES_MAX-th miss in a row
+ * adds handoff {reason: "not_understood: ..."} to that state.update and step 2
+ * says a colleague takes over. A usable message resets the count.
+ *
  * Modes (state "mode"): "" ask one question at a time; "batch" every missing
  * item in one numbered message, the next reply parsed as a whole; "confirm"
  * the summary was read back; "done" the claim is registered.
@@ -321,14 +328,31 @@ static int extract_message(const view_t *v, const char *text, size_t len, int as
     return intake_extract(text, len, asked, found);
 }
 
+/* How a state.update accounts for the customer's message (records.misunderstood). */
+typedef enum {
+    MSG_UNDERSTOOD = 0, /* reset the miss count */
+    MSG_MISSED,         /* count a miss; the third in a row hands over */
+} msg_use_t;
+
 static int add_state_update(const llm_call_t *call, llm_rules_out_t *out, json_t *changed,
-                            const char *mode, json_t *records, const char *handoff_reason)
+                            const char *mode, json_t *records, const char *handoff_reason,
+                            msg_use_t use)
 {
     json_t *a = json_pack("{s:o, s:s, s:o}", "slots", changed, "mode", mode, "records", records);
     if (a != NULL && handoff_reason != NULL &&
         json_object_set_new(a, "handoff", json_pack("{s:s}", "reason", handoff_reason)) != 0) {
         json_decref(a);
         a = NULL;
+    }
+    if (a != NULL && handoff_reason == NULL) {
+        bool zh = is_zh(call);
+        int rc = llm_rules_misses_note(
+            call, use == MSG_UNDERSTOOD,
+            zh ? "连续 3 条消息没有提供报案信息" : "3 messages in a row gave no claim details", a);
+        if (rc < 0) {
+            json_decref(a);
+            a = NULL;
+        }
     }
     return llm_rules_add_call(call, out, TOOL_STATE, a);
 }
@@ -393,6 +417,42 @@ static int emit_register(const llm_call_t *call, const view_t *v, llm_rules_out_
                   "other_party_insured", 1));
 }
 
+/*
+ * Filler words and marks: a message made of nothing else ("嗯嗯", "啊？",
+ * "hmm", "what?") answers no question, even a free-text one that would
+ * otherwise take the customer's words as they are.
+ */
+static const char *const s_filler[] = {
+    "不知道", "不清楚",       "听不懂", "不明白", "这个", "那个", "什么", "不懂", "没懂",
+    "嗯",     "啊",           "哦",     "噢",     "呃",   "额",   "唔",   "哈",   "嘛",
+    "呢",     "吧",           "呀",     "啥",     "？",   "！",   "。",   "，",   "…",
+    "～",     "i don't know", "dunno",  "what",   "hmm",  "huh",  "idk",  "erm",  "um",
+    "uh",     "hm",           "eh",     "er",     "well", NULL};
+
+static bool is_filler(const char *s, size_t len)
+{
+    size_t i = 0;
+    while (i < len) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '?' || c == '!' || c == '.' ||
+            c == ',' || c == '~') {
+            i++;
+            continue;
+        }
+        size_t k = 0;
+        for (; s_filler[k] != NULL; k++) {
+            size_t fl = strlen(s_filler[k]);
+            if (fl <= len - i && llm_rules_find(s + i, fl, s_filler[k]) == 0) {
+                i += fl;
+                break;
+            }
+        }
+        if (s_filler[k] == NULL)
+            return false;
+    }
+    return true;
+}
+
 /* Step 1: the customer's message. */
 static int on_user(const llm_call_t *call, long u, llm_rules_out_t *out)
 {
@@ -420,7 +480,7 @@ static int on_user(const llm_call_t *call, long u, llm_rules_out_t *out)
     const char *asked_name = json_string_value(json_object_get(v.records, "intake_asked"));
     int asked = asked_name ? intake_slot_by_name(asked_name) : INTAKE_NONE;
     bool confirming = strcmp(v.mode, MODE_CONFIRM) == 0 || strcmp(v.mode, MODE_DONE) == 0;
-    if (it.human || it.batch || confirming)
+    if (it.human || it.batch || confirming || is_filler(m->text, m->text_len))
         asked = INTAKE_NONE;
     rc = extract_message(&v, m->text, m->text_len, asked, found);
     if (rc == 0)
@@ -474,7 +534,13 @@ static int on_user(const llm_call_t *call, long u, llm_rules_out_t *out)
         rc = MESH_ENOMEM;
         goto cleanup;
     }
-    rc = add_state_update(call, out, changed, mode, records, reason);
+    /* A message that fills no slot and carries no intent is a miss (not once the claim is
+     * registered: "thanks" then needs no handoff). */
+    bool understood = json_object_size(found) > 0 || it.injury || it.death || it.dispute ||
+                      it.human || it.batch || it.confirm || it.deny ||
+                      strcmp(v.mode, MODE_DONE) == 0;
+    rc = add_state_update(call, out, changed, mode, records, reason,
+                          understood ? MSG_UNDERSTOOD : MSG_MISSED);
     changed = records = NULL; /* stolen */
 
 cleanup:
@@ -552,16 +618,21 @@ static int say_state(const llm_call_t *call, long u, llm_rules_out_t *out)
         why = why ? why + 1 : v.reason;
         while (*why == ' ')
             why++;
+        /* the third message in a row that could not be used: say so, without the reason code */
+        bool missed = strncmp(v.reason, "not_understood", 14) == 0;
+        if (missed)
+            llm_buf_puts(b, zh ? "抱歉，我没能理解您的消息，"
+                               : "Sorry, I could not understand your messages. ");
         llm_buf_puts(b, zh ? "已为您转接人工服务" : "I have passed your report to a colleague");
-        if (*why)
+        if (*why && !missed)
             llm_buf_printf(b, zh ? "（%s）" : " (%s)", why);
-        llm_buf_puts(
-            b,
-            zh ? "。我们的同事会接手处理，并尽快与您联系；您已提供的信息都已保存，不需要重复说明。"
-                 "如有人员受伤，请先拨打 120 并确保安全。"
-               : ". A colleague will take over and contact you shortly; what you told "
-                 "me is saved, so you will not need to repeat it. If anyone is hurt, "
-                 "call 120 first and stay safe.");
+        llm_buf_puts(b, zh ? "。我们的同事会接手处理，并尽快与您联系；您已提供的信息都已保存，"
+                             "不需要重复说明。"
+                           : ". A colleague will take over and contact you shortly; what you "
+                             "told me is saved, so you will not need to repeat it.");
+        if (!missed)
+            llm_buf_puts(b, zh ? "如有人员受伤，请先拨打 120 并确保安全。"
+                               : " If anyone is hurt, call 120 first and stay safe.");
         rc = llm_buf_error(b);
         view_free(&v);
         return rc;
@@ -705,7 +776,7 @@ static int after_tools(const llm_call_t *call, long u, llm_rules_out_t *out)
             json_decref(empty);
             rc = MESH_ENOMEM;
         } else {
-            rc = add_state_update(call, out, empty, MODE_DONE, records, NULL);
+            rc = add_state_update(call, out, empty, MODE_DONE, records, NULL, MSG_UNDERSTOOD);
         }
     } else {
         rc = say_claim(call, u, reg, fee, out);

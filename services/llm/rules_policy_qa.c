@@ -9,6 +9,13 @@
  *    the most recent one in earlier user messages or successful
  *    policy.lookup results; if there is one and policy.lookup is offered, ask
  *    for it as a tool call; if there is none, ask the customer for it.
+ *  - repeated failure to understand: a message that leaves no policy number
+ *    (none in it nor earlier) after the engine has asked is a miss. The engine counts it with
+ *    state.update {records: {misunderstood: n}} and asks again in the next
+ *    step; the LLM_RULES_MISSES_MAX-th miss in a row also sets the handoff
+ *    ("not_understood: ...") and the answer says a colleague takes over. A
+ *    usable message after misses resets the count (a state.update in
+ *    parallel with the lookup).
  * The reply language is call->lang.
  */
 #include <stdio.h>
@@ -171,6 +178,54 @@ static int emit_lookup(const llm_call_t *call, const char *pno, llm_rules_out_t 
     return llm_rules_add_call(call, out, TOOL_LOOKUP, json_pack("{s:s}", "policy_no", pno));
 }
 
+/* The conversation is already waiting for (or held by) a person. */
+static bool in_handoff(const llm_call_t *call)
+{
+    const char *h = json_string_value(json_object_get(call->state, "handoff"));
+    return h != NULL && (strcmp(h, "pending") == 0 || strcmp(h, "human") == 0);
+}
+
+/*
+ * A message without a policy number when none is known: nothing can be
+ * looked up or answered. Count it (state.update records.misunderstood; the
+ * third in a row also sets the handoff), then ask for the number again (step
+ * 2, after the state.update result). Without state.update: just ask.
+ */
+static int note_miss(const llm_call_t *call, llm_rules_out_t *out)
+{
+    if (!tool_offered(call, TOOL_STATE_UPDATE) || in_handoff(call))
+        return ask_for_policy_no(call, out);
+    json_t *args = json_object();
+    if (args == NULL)
+        return MESH_ENOMEM;
+    int rc = llm_rules_misses_note(
+        call, false,
+        is_zh(call) ? "连续 3 条消息中没有保单号，也没有可以回答的问题"
+                    : "3 messages in a row without a policy number or a question I could answer",
+        args);
+    if (rc <= 0) { /* 0: the opening message, not counted */
+        json_decref(args);
+        return rc < 0 ? rc : ask_for_policy_no(call, out);
+    }
+    return llm_rules_add_call(call, out, TOOL_STATE_UPDATE, args);
+}
+
+/* A usable message after misses: reset the count, in parallel with the lookup. */
+static int note_understood(const llm_call_t *call, llm_rules_out_t *out)
+{
+    if (!tool_offered(call, TOOL_STATE_UPDATE))
+        return 0;
+    json_t *args = json_object();
+    if (args == NULL)
+        return MESH_ENOMEM;
+    int rc = llm_rules_misses_note(call, true, NULL, args);
+    if (rc <= 0) {
+        json_decref(args);
+        return rc;
+    }
+    return llm_rules_add_call(call, out, TOOL_STATE_UPDATE, args);
+}
+
 static int handle_question(const llm_call_t *call, llm_rules_out_t *out)
 {
     bool zh = is_zh(call);
@@ -184,9 +239,11 @@ static int handle_question(const llm_call_t *call, llm_rules_out_t *out)
     if (!found)
         found = history_policy_no(call, q >= 0 ? (size_t)q : call->n_messages, pno);
     if (!found)
-        return ask_for_policy_no(call, out);
-    if (tool_offered(call, TOOL_LOOKUP))
-        return emit_lookup(call, pno, out);
+        return note_miss(call, out);
+    if (tool_offered(call, TOOL_LOOKUP)) {
+        int rc = emit_lookup(call, pno, out);
+        return rc == 0 ? note_understood(call, out) : rc;
+    }
 
     /* No lookup tool for this agent: answer from an earlier lookup if there is one. */
     out->type = LLM_RESULT_TEXT;
@@ -308,13 +365,6 @@ static int answer_from_tools(const llm_call_t *call, llm_rules_out_t *out)
     return rc;
 }
 
-/* The conversation is already waiting for (or held by) a person. */
-static bool in_handoff(const llm_call_t *call)
-{
-    const char *h = json_string_value(json_object_get(call->state, "handoff"));
-    return h != NULL && (strcmp(h, "pending") == 0 || strcmp(h, "human") == 0);
-}
-
 /* The customer asked for a person: record the handoff (the router's state.update). */
 static int request_handoff(const llm_call_t *call, llm_rules_out_t *out)
 {
@@ -340,13 +390,81 @@ static int answer_handoff(const llm_call_t *call, const llm_message_t *tm, llm_r
     return llm_buf_error(&out->text);
 }
 
+typedef enum {
+    UPDATE_COUNT = 0,      /* the miss count only */
+    UPDATE_HANDOFF,        /* a handoff the customer asked for */
+    UPDATE_NOT_UNDERSTOOD, /* the handoff of the third miss in a row */
+} update_kind_t;
+
+/* What the state.update call answered by tool message tm asked for. */
+static update_kind_t update_kind(const llm_call_t *call, const llm_message_t *tm)
+{
+    for (size_t i = call->n_messages; i > 0; i--) {
+        const json_t *calls = call->messages[i - 1].tool_calls;
+        size_t k;
+        const json_t *c;
+        json_array_foreach(calls, k, c)
+        {
+            const json_t *id = json_object_get(c, "id");
+            if (tm->tool_call_id != NULL &&
+                (!json_is_string(id) || strcmp(json_string_value(id), tm->tool_call_id) != 0))
+                continue;
+            const json_t *name = json_object_get(c, "name");
+            if (!json_is_string(name) || strcmp(json_string_value(name), TOOL_STATE_UPDATE) != 0)
+                continue;
+            const json_t *a = json_object_get(c, "arguments");
+            json_t *parsed = NULL;
+            if (json_is_string(a)) /* OpenAI style: arguments as JSON text */
+                a = parsed = mesh_json_parse(json_string_value(a), json_string_length(a));
+            const json_t *h = json_object_get(a, "handoff");
+            const char *r = json_string_value(json_object_get(h, "reason"));
+            const json_t *count = json_object_get(json_object_get(a, "records"), "misunderstood");
+            update_kind_t kind = UPDATE_HANDOFF;
+            if (h == NULL && count != NULL)
+                kind = UPDATE_COUNT;
+            else if (r != NULL && strncmp(r, "not_understood", 14) == 0)
+                kind = UPDATE_NOT_UNDERSTOOD;
+            json_decref(parsed);
+            return kind;
+        }
+    }
+    return UPDATE_HANDOFF; /* unknown call: as before the miss count existed */
+}
+
+/* After a state.update of a miss: ask again, or say a colleague takes over. */
+static int answer_update(const llm_call_t *call, const llm_message_t *tm, llm_rules_out_t *out)
+{
+    update_kind_t kind = update_kind(call, tm);
+    if (kind == UPDATE_HANDOFF)
+        return answer_handoff(call, tm, out);
+    if (kind == UPDATE_COUNT || !tm->ok)
+        return ask_for_policy_no(call, out);
+    out->type = LLM_RESULT_TEXT;
+    llm_buf_puts(&out->text, is_zh(call)
+                                 ? "抱歉，我没能理解您的需要。我已请人工同事接手，同事会尽快在这里"
+                                   "回复您。"
+                                 : "Sorry, I have not been able to understand what you need. I "
+                                   "have asked a colleague to take over; they will answer you "
+                                   "here shortly.");
+    return llm_buf_error(&out->text);
+}
+
 int llm_rules_policy_qa(const llm_call_t *call, llm_rules_out_t *out)
 {
     size_t n = call->n_messages;
     if (n > 0 && call->messages[n - 1].role == LLM_ROLE_TOOL) {
-        const llm_message_t *tm = &call->messages[n - 1];
-        if (tm->name != NULL && strcmp(tm->name, TOOL_STATE_UPDATE) == 0)
-            return answer_handoff(call, tm, out);
+        /* a lookup in this step's results is answered; a lone state.update is a handoff or a
+         * miss count */
+        const llm_message_t *upd = NULL;
+        for (size_t i = n; i > 0 && call->messages[i - 1].role == LLM_ROLE_TOOL; i--) {
+            const llm_message_t *tm = &call->messages[i - 1];
+            if (is_lookup_msg(tm))
+                return answer_from_tools(call, out);
+            if (upd == NULL && tm->name != NULL && strcmp(tm->name, TOOL_STATE_UPDATE) == 0)
+                upd = tm;
+        }
+        if (upd != NULL)
+            return answer_update(call, upd, out);
         return answer_from_tools(call, out);
     }
     if (n > 0 && call->messages[n - 1].role == LLM_ROLE_USER && !in_handoff(call) &&

@@ -16,6 +16,12 @@
  *     handoff: {reason} when a line is pending}.
  *   step 4: the answer (rules_review_answer.c).
  * A message that adds nothing to a decided claim gets the decision again.
+ * Repeated failure to understand: while the claim is incomplete, a message
+ * from which no claim field could be read is a miss, counted by the step-1
+ * state.update (records.misunderstood, llm_rules_misses_note) before asking
+ * again; the LLM_RULES_MISSES_MAX-th in a row also sets handoff
+ * {reason: "not_understood: ..."} and step 2 says a colleague takes over. A
+ * message with a field resets the count (folded into the slots update).
  * The claim of later steps is the one recorded with this turn's state.update
  * (its arguments), so merging a message twice cannot duplicate its lines.
  */
@@ -31,14 +37,19 @@
 #define ANSWER_MARK_ZH "【健康险理赔审核】"
 #define ANSWER_MARK_EN "health claim review - policy"
 
+#define REVIEW_MISSES_KEY     "misunderstood"  /* records key of llm_rules_misses_note */
+#define REVIEW_NOT_UNDERSTOOD "not_understood" /* its handoff reason's code (14 bytes) */
+
 typedef struct {
     const llm_call_t *call;
     bool zh;
     long q; /* the customer's message of this turn, -1 when none */
     const llm_message_t *pol, *med, *fee;
     json_t *slots_args;  /* owned: slots of this turn's first state.update, or NULL */
-    bool decision_done;  /* this turn's state.update carried records */
+    bool decision_done;  /* this turn's state.update carried records.decision */
     bool slots_recorded; /* this turn's state.update carried slots */
+    bool miss_noted;     /* this turn's state.update carried records.misunderstood */
+    bool miss_handoff;   /* ... and the handoff of the third miss in a row */
 } turn_t;
 
 static bool offered(const llm_call_t *call, const char *name)
@@ -100,8 +111,15 @@ static void turn_read(const llm_call_t *call, turn_t *t)
             json_t *args = call_args(c);
             if (args == NULL)
                 continue;
-            if (json_object_get(args, "records") != NULL)
+            const json_t *records = json_object_get(args, "records");
+            if (json_object_get(records, "decision") != NULL)
                 t->decision_done = true;
+            if (json_object_get(records, REVIEW_MISSES_KEY) != NULL)
+                t->miss_noted = true;
+            const char *reason =
+                json_string_value(json_object_get(json_object_get(args, "handoff"), "reason"));
+            if (reason != NULL && strncmp(reason, REVIEW_NOT_UNDERSTOOD, 14) == 0)
+                t->miss_handoff = true;
             const json_t *slots = json_object_get(args, "slots");
             if (json_is_object(slots) && t->slots_args == NULL) {
                 t->slots_args = json_incref((json_t *)slots);
@@ -388,15 +406,53 @@ static int not_medical(const turn_t *t, const review_claim_t *c, llm_rules_out_t
 
 /* ---- tool calls ---- */
 
-static int emit_slots(const llm_call_t *call, const review_claim_t *c, llm_rules_out_t *out)
+/*
+ * The step-1 state.update: the claim's slots (c, NULL for none) and the miss
+ * count (understood: the message gave at least one claim field). Nothing is
+ * called when there is nothing to record; *emitted tells.
+ */
+static int emit_state(const llm_call_t *call, const review_claim_t *c, bool understood,
+                      llm_rules_out_t *out, bool *emitted)
 {
-    json_t *slots = review_claim_to_slots(c);
-    if (slots == NULL)
+    *emitted = false;
+    json_t *args = json_object();
+    if (args == NULL)
         return MESH_ENOMEM;
-    return llm_rules_add_call(call, out, REVIEW_TOOL_STATE, json_pack("{s:o}", "slots", slots));
+    if (c != NULL) {
+        json_t *slots = review_claim_to_slots(c);
+        if (slots == NULL || json_object_set_new(args, "slots", slots) != 0) {
+            json_decref(args);
+            return MESH_ENOMEM;
+        }
+    }
+    int rc =
+        llm_rules_misses_note(call, understood,
+                              strcmp(call->lang, "zh") == 0
+                                  ? "连续 3 条消息中没有可以读取的理赔资料"
+                                  : "3 messages in a row without any claim details I could read",
+                              args);
+    if (rc < 0 || json_object_size(args) == 0) {
+        json_decref(args);
+        return rc < 0 ? rc : 0;
+    }
+    *emitted = true;
+    return llm_rules_add_call(call, out, REVIEW_TOOL_STATE, args);
 }
 
-static int emit_lookups(const turn_t *t, const review_claim_t *c, bool changed,
+/* After the state.update of the third miss in a row: a colleague takes over. */
+static int say_handoff(const turn_t *t, llm_rules_out_t *out)
+{
+    out->type = LLM_RESULT_TEXT;
+    llm_buf_puts(&out->text,
+                 t->zh ? "抱歉，我没能从您的消息中读到理赔资料。我已请人工同事接手，同事会尽快在"
+                         "这里回复您；您已提供的信息都已保存。"
+                       : "Sorry, I could not read any claim details from your messages. I have "
+                         "asked a colleague to take over; they will answer you here shortly, and "
+                         "what you sent is saved.");
+    return llm_buf_error(&out->text);
+}
+
+static int emit_lookups(const turn_t *t, const review_claim_t *c, bool changed, bool understood,
                         llm_rules_out_t *out)
 {
     const llm_call_t *call = t->call;
@@ -416,8 +472,12 @@ static int emit_lookups(const turn_t *t, const review_claim_t *c, bool changed,
         rc = llm_rules_add_call(call, out, REVIEW_TOOL_MED,
                                 items ? json_pack("{s:o}", "items", items) : NULL);
     }
-    if (rc == 0 && changed && offered(call, REVIEW_TOOL_STATE))
-        rc = emit_slots(call, c, out);
+    /* the slots when they changed, and the reset of the miss count when this message was
+     * read; a message read as nothing is no miss here: the claim is complete */
+    if (rc == 0 && (changed || understood) && !t->miss_noted && offered(call, REVIEW_TOOL_STATE)) {
+        bool emitted;
+        rc = emit_state(call, changed ? c : NULL, true, out, &emitted);
+    }
     return rc;
 }
 
@@ -552,14 +612,23 @@ int llm_rules_health_review(const llm_call_t *call, llm_rules_out_t *out)
     memcpy(claim->problems, msg->problems, sizeof(claim->problems));
     bool changed = !review_claim_same(claim, base);
 
+    /* no claim field could be read from this turn's message: a miss (llm_rules_misses_note) */
+    bool understood = !review_claim_empty(msg) || msg->problems[0] != '\0';
+
     if (t.pol != NULL) {
         rc = review(&t, claim, out);
         goto cleanup;
     }
+    if (t.miss_handoff) {
+        rc = say_handoff(&t, out);
+        goto cleanup;
+    }
     if (review_claim_missing(claim) != 0 || claim->problems[0] != '\0') {
-        if (changed && !t.slots_recorded && offered(call, REVIEW_TOOL_STATE))
-            rc = emit_slots(call, claim, out);
-        else
+        bool emitted = false;
+        rc = 0;
+        if (t.q >= 0 && !t.slots_recorded && !t.miss_noted && offered(call, REVIEW_TOOL_STATE))
+            rc = emit_state(call, changed ? claim : NULL, understood, out, &emitted);
+        if (rc == 0 && !emitted)
             rc = ask(&t, claim, claim->problems, out);
         goto cleanup;
     }
@@ -576,7 +645,7 @@ int llm_rules_health_review(const llm_call_t *call, llm_rules_out_t *out)
         rc = llm_buf_error(&out->text);
         goto cleanup;
     }
-    rc = emit_lookups(&t, claim, changed && !t.slots_recorded, out);
+    rc = emit_lookups(&t, claim, changed && !t.slots_recorded, understood, out);
 
 cleanup:
     free(base);

@@ -216,3 +216,68 @@ int llm_rules_wants_human(const char *s, size_t len)
 {
     return llm_rules_has_any(s, len, s_wants_human);
 }
+
+/* ---- repeated failure to understand ---- */
+
+#define MISSES_KEY        "misunderstood"
+#define MISSES_REASON     "not_understood: "
+#define MISSES_DETAIL_MAX 400 /* bytes of the detail kept: the reason field allows 500 */
+
+/* The count recorded before this turn: 0 when absent, not a number or out of range. */
+static long misses_before(const llm_call_t *call)
+{
+    const json_t *v = json_object_get(json_object_get(call->state, "records"), MISSES_KEY);
+    if (!json_is_number(v))
+        return 0;
+    double d = json_number_value(v);
+    if (!(d >= 1.0) || d >= (double)LLM_RULES_MISSES_MAX)
+        return 0; /* at the maximum: a released handoff, the count starts over */
+    return (long)d;
+}
+
+/* Whether the worker said anything before the customer's last message (asked for something). */
+static bool has_spoken(const llm_call_t *call)
+{
+    size_t u = call->n_messages;
+    while (u > 0 && call->messages[u - 1].role != LLM_ROLE_USER)
+        u--;
+    for (size_t i = u > 0 ? u - 1 : 0; i > 0; i--) {
+        const llm_message_t *m = &call->messages[i - 1];
+        if (m->role == LLM_ROLE_ASSISTANT && m->text_len > 0)
+            return true;
+    }
+    return false;
+}
+
+int llm_rules_misses_note(const llm_call_t *call, bool understood, const char *detail, json_t *args)
+{
+    long before = misses_before(call);
+    long now = understood ? 0 : before + 1;
+    if (understood && before == 0)
+        return 0;
+    if (!understood && !has_spoken(call))
+        return 0; /* the opening message (a greeting): the worker has not asked anything yet */
+    json_t *records = json_object_get(args, "records");
+    if (!json_is_object(records)) {
+        records = json_object();
+        if (records == NULL || json_object_set_new(args, "records", records) != 0)
+            return MESH_ENOMEM;
+    }
+    if (json_object_set_new(records, MISSES_KEY, json_integer(now)) != 0)
+        return MESH_ENOMEM;
+    if (now < LLM_RULES_MISSES_MAX)
+        return 1;
+    bool zh = strcmp(call->lang, "en") != 0;
+    if (detail == NULL)
+        detail = zh ? "连续 3 条消息未能理解" : "3 messages in a row could not be understood";
+    char reason[sizeof(MISSES_REASON) + MISSES_DETAIL_MAX];
+    size_t dl = strlen(detail);
+    if (dl > MISSES_DETAIL_MAX) /* clip on a code point boundary */
+        for (dl = MISSES_DETAIL_MAX; dl > 0 && (detail[dl] & 0xC0) == 0x80; dl--)
+            ;
+    snprintf(reason, sizeof(reason), "%s%.*s", MISSES_REASON, (int)dl, detail);
+    json_t *h = json_pack("{s:s}", "reason", reason);
+    if (h == NULL || json_object_set_new(args, "handoff", h) != 0)
+        return MESH_ENOMEM;
+    return 2;
+}

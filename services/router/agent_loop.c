@@ -384,6 +384,11 @@ static json_t *final_data_new(router_turn_t *t, json_t *reply)
     json_t *d = json_pack("{s:s, s:s, s:s, s:O, s:b, s:O, s:i}", "conversation_id", t->req.conv,
                           "message_id", t->message_id, "agent", t->agent->name, "reply", reply,
                           "duplicate", 0, "tool_calls", t->tool_summary, "steps", t->steps);
+    if (d && t->triage_by &&
+        json_object_set_new(d, "triage", json_pack("{s:s}", "by", t->triage_by)) != 0) {
+        json_decref(d);
+        d = NULL;
+    }
     if (d && router__state_final_extras(t, d) != 0) {
         json_decref(d);
         d = NULL;
@@ -536,16 +541,12 @@ static void on_begun(router_turn_t *t, json_t *data)
     const char *handoff = router__state_handoff(t);
     if (handoff) {
         /* A person has the conversation: it stays with its agent (no switch). */
-        t->agent = router_agents_find(t->agents, state_agent);
-        if (!t->agent)
-            t->agent = router_agents_pick(t->agents, NULL, t->requested_agent, t->text);
+        router__turn_choose_gated(t, state_agent);
         turn_gated(t, handoff);
         return;
     }
-    t->agent = router_agents_pick(t->agents, state_agent, t->requested_agent, t->text);
-    mesh_log_debug(LOG_SUB, "conv %s message %s: agent %s, lang %s, %zu history", t->req.conv,
-                   t->message_id, t->agent->name, t->lang, json_array_size(history));
-    router__turn_llm(t);
+    /* The agent (agent_triage.c; maybe one llm call first), then the first step. */
+    router__turn_choose(t, state_agent);
 }
 
 static void begin_cb(router_reply_kind_t kind, mesh_reply_t *rep, void *arg)

@@ -48,7 +48,16 @@ typedef struct {
     uint32_t conv_queue_max; /* MESH_CONV_QUEUE_MAX */
     uint32_t history_window; /* MESH_HISTORY_WINDOW */
     uint32_t lease_ms;       /* MESH_LEASE_MS (>= 1) */
+    /* MESH_TRIAGE=llm: a new conversation's agent is asked of the model
+     * (tier MESH_TRIAGE_TIER, at most MESH_TRIAGE_TIMEOUT_MS) before keywords */
+    bool triage_llm;
+    const char *triage_tier;    /* NULL = "small"; must outlive the loop */
+    uint32_t triage_timeout_ms; /* 0 = the default */
 } router_agent_loop_opts_t;
+
+/* Defaults of the triage options. */
+#define ROUTER_TRIAGE_TIER_DEFAULT       "small"
+#define ROUTER_TRIAGE_TIMEOUT_MS_DEFAULT 5000
 
 /* agents: a reference is taken. NULL on ENOMEM. */
 router_agent_loop_t *router_agent_loop_new(uv_loop_t *loop, router_broker_t *b,

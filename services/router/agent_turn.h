@@ -154,6 +154,9 @@ struct router_turn {
     char *streamed;
     size_t streamed_len, streamed_cap;
     bool cancelled; /* the client cancelled: never answered, recorded as interrupted */
+    /* how the agent was chosen (static text, FINAL triage.by): "llm", "keywords",
+     * "default", "requested", "state" or "switch"; NULL before */
+    const char *triage_by;
 };
 
 struct router_agent_loop {
@@ -226,6 +229,15 @@ void router__state_llm_usage(router_turn_t *t, const json_t *data);
 json_t *router__state_fields(router_turn_t *t);
 /* Add usage, model, state, handoff and fallback to a FINAL's data. 0 or MESH_ENOMEM. */
 int router__state_final_extras(router_turn_t *t, json_t *data);
+
+/* agent_triage.c */
+/* Choose the turn's agent (t->agent, t->triage_by), then run its first step.
+ * A new conversation without a valid requested agent asks the model first
+ * when MESH_TRIAGE is "llm" (docs/router.md, "Triage"). */
+void router__turn_choose(router_turn_t *t, const char *state_agent);
+/* The agent of a gated turn (no model is called): the state's agent, no
+ * switch; a new conversation: requested, keywords, default. */
+void router__turn_choose_gated(router_turn_t *t, const char *state_agent);
 
 /* agent_steps.c */
 /* Ask the model (one step). */

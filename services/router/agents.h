@@ -132,4 +132,30 @@ bool router_agent_allows(const router_agent_t *ag, const char *tool);
 const char *router_agent_prompt(const router_agent_t *ag, const char *lang);
 const char *router_agent_fallback(const router_agent_t *ag, const char *lang);
 
+/* ---- LLM triage (agent_triage.c; docs/router.md "Triage") ---- */
+
+#define ROUTER_TRIAGE_DESC_MAX   1024 /* bytes of one description per language in the prompt */
+#define ROUTER_TRIAGE_PROMPT_MAX (48 * 1024) /* bytes of the triage system prompt */
+#define ROUTER_TRIAGE_ANSWER_MAX 4096        /* bytes of a triage answer the router parses */
+/* The llm.chat "agent" of the triage call (the rules backend's engine name). */
+#define ROUTER_TRIAGE_AGENT "triage"
+
+/*
+ * The triage system prompt (zh and en): every agent's name and description
+ * (zh and en, each cut to ROUTER_TRIAGE_DESC_MAX bytes on a UTF-8 boundary)
+ * and the answer wanted, {"agent": "<name>"} or {"agent": null}. Agents that
+ * would take it past ROUTER_TRIAGE_PROMPT_MAX are left out (*listed says how
+ * many are in; may be NULL). malloc'd NUL-terminated text, NULL on ENOMEM.
+ */
+char *router_triage_prompt(const router_agents_t *a, size_t *listed);
+
+/*
+ * The agent a triage answer names: text[0..len) is a JSON object {"agent":
+ * "<name>"} (optionally inside a ``` fence, surrounding whitespace ignored)
+ * naming a loaded agent. NULL otherwise, with *why (static text) saying why:
+ * too long, not a JSON object, agent null, not a string, unknown agent.
+ */
+const router_agent_t *router_triage_parse(const router_agents_t *a, const char *text, size_t len,
+                                          const char **why);
+
 #endif

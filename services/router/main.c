@@ -29,6 +29,9 @@ enum {
     CFG_HISTORY_WINDOW,
     CFG_LEASE_MS,
     CFG_DEFAULT_AGENT,
+    CFG_TRIAGE,
+    CFG_TRIAGE_TIER,
+    CFG_TRIAGE_TIMEOUT_MS,
     CFG_COUNT
 };
 
@@ -52,6 +55,14 @@ static mesh_config_entry_t s_config[CFG_COUNT] = {
                       "it, a dead router's lapses after it"},
     [CFG_DEFAULT_AGENT] = {"MESH_DEFAULT_AGENT", MESH_CFG_STRING, "policy_qa", 0, 0,
                            "agent for a new conversation when triage finds none"},
+    [CFG_TRIAGE] = {"MESH_TRIAGE", MESH_CFG_STRING, "keywords", 0, 0,
+                    "triage of a new conversation: keywords (the agents' triage.keywords) or llm "
+                    "(the model chooses among the agents' descriptions, keywords as fallback)"},
+    [CFG_TRIAGE_TIER] = {"MESH_TRIAGE_TIER", MESH_CFG_STRING, ROUTER_TRIAGE_TIER_DEFAULT, 0, 0,
+                         "model tier of the llm triage call ([a-z0-9_-], at most 32)"},
+    [CFG_TRIAGE_TIMEOUT_MS] = {"MESH_TRIAGE_TIMEOUT_MS", MESH_CFG_INT, "5000", 100, 600000,
+                               "bound on the llm triage call (at most half the turn's time); "
+                               "past it the keywords decide"},
 };
 
 typedef struct {
@@ -68,6 +79,19 @@ typedef struct {
 } router_svc_t;
 
 static void router_destroy(void **state);
+
+/* A tier name as agent files have it: 1..ROUTER_TIER_MAX of [a-z0-9_-]. */
+static bool tier_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > ROUTER_TIER_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '_' ||
+              s[i] == '-'))
+            return false;
+    return true;
+}
 
 static int router_start(mesh_service_ctx_t *ctx, void **state)
 {
@@ -103,10 +127,23 @@ static int router_start(mesh_service_ctx_t *ctx, void **state)
         mesh_log_error(LOG_SUB, "cannot create the broker (endpoint too long?)");
         return MESH_ECONFIG;
     }
+    bool triage_llm = strcmp(cfg[CFG_TRIAGE].s, "llm") == 0;
+    if (!triage_llm && strcmp(cfg[CFG_TRIAGE].s, "keywords") != 0) {
+        mesh_log_error(LOG_SUB, "MESH_TRIAGE: must be keywords or llm");
+        return MESH_ECONFIG;
+    }
+    if (!tier_ok(cfg[CFG_TRIAGE_TIER].s)) {
+        mesh_log_error(LOG_SUB, "MESH_TRIAGE_TIER: must be 1..%d chars of [a-z0-9_-]",
+                       ROUTER_TIER_MAX);
+        return MESH_ECONFIG;
+    }
     router_agent_loop_opts_t ao = {
         .conv_queue_max = (uint32_t)cfg[CFG_CONV_QUEUE_MAX].i,
         .history_window = (uint32_t)cfg[CFG_HISTORY_WINDOW].i,
         .lease_ms = (uint32_t)cfg[CFG_LEASE_MS].i,
+        .triage_llm = triage_llm,
+        .triage_tier = cfg[CFG_TRIAGE_TIER].s,
+        .triage_timeout_ms = (uint32_t)cfg[CFG_TRIAGE_TIMEOUT_MS].i,
     };
     svc->agents_loop = router_agent_loop_new(ctx->loop, svc->broker, svc->agents, &ao);
     if (!svc->agents_loop)

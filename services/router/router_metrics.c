@@ -22,6 +22,7 @@
 #define RM_TOOL_SERIES  64  /* tools */
 #define RM_TOOL_STATUS  256 /* (tool, status) */
 #define RM_NO_AGENT     "-"
+#define RM_TRIAGE_BY    8 /* llm, keywords, default, requested, state, switch */
 
 static const double s_wait_bounds[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
                                        0.25,  0.5,    1,     2.5,  5,     10,   30};
@@ -34,6 +35,7 @@ static mesh_series_t *s_turns_inflight;
 static mesh_metric_t *s_requests, *s_wait, *s_retries, *s_expired;
 static mesh_metric_t *s_turns, *s_turn_time, *s_steps, *s_tools, *s_tool_time;
 static mesh_metric_t *s_tokens, *s_cost, *s_tenant_tokens, *s_tenant_cost;
+static mesh_metric_t *s_triage;
 /* Tenants with their own series, in order of first use (loop thread only). */
 static char s_tenants[ROUTER_METRICS_TENANTS_MAX][MESH_TENANT_MAX + 1];
 static size_t s_n_tenants;
@@ -107,6 +109,10 @@ void router_metrics_init(void)
     s_tenant_cost = mesh_metrics_counter(reg, "mesh_router_tenant_llm_cost_usd_total",
                                          "estimated llm cost of agent turns in USD, by tenant",
                                          "tenant", ROUTER_METRICS_TENANTS_MAX + 1);
+    s_triage = mesh_metrics_counter(reg, "mesh_router_triage_total",
+                                    "agents chosen for turns, by how (llm, keywords, default, "
+                                    "requested, state, switch)",
+                                    "by", RM_TRIAGE_BY);
 }
 
 static void remember(const char *service)
@@ -224,4 +230,9 @@ void router_metrics_llm_usage(const char *agent, const char *tenant, uint64_t pr
     mesh_counter_add(mesh_metric_at(s_tenant_tokens, tl, "prompt"), prompt_tokens);
     mesh_counter_add(mesh_metric_at(s_tenant_tokens, tl, "completion"), completion_tokens);
     mesh_counter_addf(mesh_metric_at(s_tenant_cost, tl), cost_usd);
+}
+
+void router_metrics_triage(const char *by)
+{
+    mesh_counter_inc(mesh_metric_at(s_triage, by));
 }

@@ -17,6 +17,7 @@
  *   mesh_router_tenant_llm_cost_usd_total{tenant}   (kind: prompt|completion; the
  *   first ROUTER_METRICS_TENANTS_MAX tenants seen get their own series, the
  *   rest are counted as tenant="other")
+ *   mesh_router_triage_total{by}   (by: llm|keywords|default|requested|state|switch)
  */
 #ifndef ROUTER_METRICS_H
 #define ROUTER_METRICS_H
@@ -52,6 +53,9 @@ void router_metrics_tool_call(const char *tool, const char *status, uint64_t sta
 /* One llm call's usage in a turn of agent for tenant (from the llm FINAL). */
 void router_metrics_llm_usage(const char *agent, const char *tenant, uint64_t prompt_tokens,
                               uint64_t completion_tokens, double cost_usd);
+
+/* A turn's agent was chosen; by is how (static text, FINAL triage.by). */
+void router_metrics_triage(const char *by);
 
 /* The tenant label value for tenant (itself, or "other" past the bound). */
 const char *router_metrics_tenant_label(const char *tenant);
