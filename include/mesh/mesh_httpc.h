@@ -76,4 +76,40 @@ size_t mesh_httpc_inflight(const mesh_httpc_t *c);
  */
 void mesh_httpc_destroy(mesh_httpc_t **c_p);
 
+/* ---- extensions: streaming bodies, header lines, connect timeout --------
+ * Used by the openai backend's SSE transport (services/llm) and the OTLP
+ * span exporter (lib/mesh/otlp.c), which need more than one buffered body.
+ */
+
+/*
+ * Body bytes as they arrive (status is the response's HTTP status so far).
+ * Return 0 to go on, or a negative MESH_E* to abort the transfer: the
+ * request then completes with resp->error set to that value. When set, the
+ * body is not buffered (resp->body is "", body_max does not apply).
+ */
+typedef int (*mesh_httpc_data_cb)(long status, const char *data, size_t len, void *arg);
+
+/* One raw response header line (with its CRLF), as curl delivers it,
+ * including each status line ("HTTP/..."). */
+typedef void (*mesh_httpc_header_cb)(const char *line, size_t len, void *arg);
+
+typedef struct {
+    mesh_httpc_data_cb on_data;     /* NULL: buffer the body (mesh_httpc_request) */
+    mesh_httpc_header_cb on_header; /* NULL: none (Retry-After is still parsed) */
+    uint64_t connect_timeout_ms;    /* 0 = bounded by timeout_ms only */
+} mesh_httpc_ext_t;
+
+/*
+ * mesh_httpc_request with the extensions of x (NULL = none). Callbacks get
+ * arg. Every callback may call mesh_httpc_cancel (on this or any request)
+ * or mesh_httpc_destroy: a request cancelled from inside on_data or
+ * on_header gets no further callback of any kind.
+ */
+int mesh_httpc_request_ext(mesh_httpc_t *c, const mesh_httpc_opts_t *o, const mesh_httpc_ext_t *x,
+                           mesh_httpc_cb cb, void *arg, uint64_t *id);
+
+/* The client's timer stops keeping the loop alive (a background exporter
+ * must not hold a service's loop open); sockets in use still do. */
+void mesh_httpc_unref(mesh_httpc_t *c);
+
 #endif

@@ -9,6 +9,11 @@
  * action. Nothing curl-related is done inside curl's own callbacks except
  * bookkeeping, and a timer of 0 ms is honoured from the loop, so a request
  * never completes inside mesh_httpc_request.
+ *
+ * A request cancelled while curl is running (from a body or header
+ * callback) cannot leave the multi there: it moves to the doomed list, its
+ * transfer is aborted by the next write, and it is dropped as soon as
+ * curl_multi_socket_action returns.
  */
 #include "mesh/mesh_httpc.h"
 
@@ -30,8 +35,12 @@ typedef struct httpc_req {
     char *body;
     size_t body_len, body_cap, body_max;
     bool too_big;
+    bool cancelled; /* on the doomed list: no callback of any kind */
+    int abort_rc;   /* on_data's negative MESH_E* that aborted the transfer */
     long retry_after_s;
     mesh_httpc_cb cb;
+    mesh_httpc_data_cb on_data;
+    mesh_httpc_header_cb on_header;
     void *arg;
     char errbuf[CURL_ERROR_SIZE];
 } httpc_req_t;
@@ -49,10 +58,12 @@ struct mesh_httpc {
     CURLM *multi;
     uv_timer_t timer;
     httpc_req_t *reqs;   /* in flight, doubly linked */
+    httpc_req_t *doomed; /* cancelled inside curl's callbacks, singly linked */
     httpc_sock_t *socks; /* watched sockets, doubly linked */
     size_t n_reqs;
     uint64_t next_id;
     int dispatching;      /* > 0 while callbacks run: destroy is deferred */
+    int in_curl;          /* > 0 inside curl_multi_socket_action */
     bool destroy_pending; /* destroy() was called from a callback */
 };
 
@@ -107,8 +118,20 @@ static void req_drop(mesh_httpc_t *c, httpc_req_t *r)
     req_free(r);
 }
 
+/* Drop the requests cancelled while curl was running (now it is not). */
+static void drop_doomed(mesh_httpc_t *c)
+{
+    while (c->doomed) {
+        httpc_req_t *r = c->doomed;
+        c->doomed = r->next;
+        curl_multi_remove_handle(c->multi, r->easy);
+        req_free(r);
+    }
+}
+
 static void really_destroy(mesh_httpc_t *c)
 {
+    drop_doomed(c);
     while (c->reqs)
         req_drop(c, c->reqs);
     /* Removing the handles made curl release its sockets (socket callback,
@@ -123,9 +146,11 @@ static void really_destroy(mesh_httpc_t *c)
     uv_close((uv_handle_t *)&c->timer, timer_closed);
 }
 
-static int map_curl_error(CURLcode code, bool too_big)
+static int map_curl_error(CURLcode code, const httpc_req_t *r)
 {
-    if (too_big)
+    if (r->abort_rc < 0)
+        return r->abort_rc;
+    if (r->too_big)
         return MESH_ETOOBIG;
     switch (code) {
     case CURLE_OPERATION_TIMEDOUT:
@@ -140,11 +165,11 @@ static int map_curl_error(CURLcode code, bool too_big)
     }
 }
 
+/* Deliver completed transfers. The caller holds c->dispatching. */
 static void check_done(mesh_httpc_t *c)
 {
     CURLMsg *msg;
     int left;
-    c->dispatching++;
     while (!c->destroy_pending && (msg = curl_multi_info_read(c->multi, &left))) {
         if (msg->msg != CURLMSG_DONE)
             continue;
@@ -156,10 +181,11 @@ static void check_done(mesh_httpc_t *c)
             curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &resp.status);
             resp.retry_after_s = r->retry_after_s;
         } else {
-            resp.error = map_curl_error(code, r->too_big);
-            const char *why = r->too_big     ? "response body too large"
-                              : r->errbuf[0] ? r->errbuf
-                                             : curl_easy_strerror(code);
+            resp.error = map_curl_error(code, r);
+            const char *why = r->abort_rc < 0 ? "aborted by the body callback"
+                              : r->too_big    ? "response body too large"
+                              : r->errbuf[0]  ? r->errbuf
+                                              : curl_easy_strerror(code);
             snprintf(resp.errmsg, sizeof resp.errmsg, "%.*s", (int)sizeof resp.errmsg - 1, why);
             long st = 0;
             curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &st);
@@ -172,6 +198,18 @@ static void check_done(mesh_httpc_t *c)
         r->cb(&resp, r->arg);
         req_free(r);
     }
+}
+
+/* Feed one readiness (or timeout) to curl, then deliver what completed. */
+static void action(mesh_httpc_t *c, curl_socket_t fd, int flags)
+{
+    int running = 0;
+    c->dispatching++;
+    c->in_curl++;
+    curl_multi_socket_action(c->multi, fd, flags, &running);
+    c->in_curl--;
+    drop_doomed(c);
+    check_done(c);
     c->dispatching--;
     if (c->dispatching == 0 && c->destroy_pending)
         really_destroy(c);
@@ -179,10 +217,7 @@ static void check_done(mesh_httpc_t *c)
 
 static void on_timer(uv_timer_t *t)
 {
-    mesh_httpc_t *c = t->data;
-    int running = 0;
-    curl_multi_socket_action(c->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-    check_done(c);
+    action(t->data, CURL_SOCKET_TIMEOUT, 0);
 }
 
 static void on_poll(uv_poll_t *p, int status, int events)
@@ -196,9 +231,7 @@ static void on_poll(uv_poll_t *p, int status, int events)
         flags |= CURL_CSELECT_IN;
     if (events & UV_WRITABLE)
         flags |= CURL_CSELECT_OUT;
-    int running = 0;
-    curl_multi_socket_action(c->multi, s->fd, flags, &running);
-    check_done(c);
+    action(c, s->fd, flags);
 }
 
 /* curl: watch (or stop watching) socket fd. */
@@ -256,6 +289,20 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *userp)
 {
     httpc_req_t *r = userp;
     size_t n = size * nmemb;
+    if (r->cancelled || r->c->destroy_pending)
+        return 0; /* aborts the transfer; it is dropped without a callback */
+    if (r->on_data) {
+        long status = 0;
+        curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
+        int rc = r->on_data(status, data, n, r->arg);
+        if (r->cancelled || r->c->destroy_pending)
+            return 0;
+        if (rc < 0) {
+            r->abort_rc = rc;
+            return 0;
+        }
+        return n;
+    }
     if (n > r->body_max - r->body_len) {
         r->too_big = true;
         return 0; /* aborts the transfer */
@@ -281,6 +328,8 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *userp)
 {
     httpc_req_t *r = userp;
     size_t n = size * nmemb;
+    if (r->cancelled || r->c->destroy_pending)
+        return 0; /* aborts the transfer; it is dropped without a callback */
     static const char name[] = "retry-after:";
     const size_t nl = sizeof(name) - 1;
     if (n > nl && strncasecmp(data, name, nl) == 0) {
@@ -300,19 +349,30 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *userp)
     } else if (n >= 5 && strncmp(data, "HTTP/", 5) == 0) {
         r->retry_after_s = -1; /* a new response head (after 100 Continue) */
     }
+    if (r->on_header) {
+        r->on_header(data, n, r->arg);
+        if (r->cancelled || r->c->destroy_pending)
+            return 0;
+    }
     return n;
+}
+
+static CURLcode s_global_rc = CURLE_FAILED_INIT;
+
+static void global_init(void)
+{
+    s_global_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
 mesh_httpc_t *mesh_httpc_new(uv_loop_t *loop)
 {
-    static bool s_global;
+    /* curl_global_init is not thread-safe: once per process. */
+    static uv_once_t once = UV_ONCE_INIT;
     if (!loop)
         return NULL;
-    if (!s_global) {
-        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-            return NULL;
-        s_global = true;
-    }
+    uv_once(&once, global_init);
+    if (s_global_rc != CURLE_OK)
+        return NULL;
     mesh_httpc_t *c = calloc(1, sizeof(*c));
     if (!c)
         return NULL;
@@ -336,6 +396,12 @@ mesh_httpc_t *mesh_httpc_new(uv_loop_t *loop)
 int mesh_httpc_request(mesh_httpc_t *c, const mesh_httpc_opts_t *o, mesh_httpc_cb cb, void *arg,
                        uint64_t *id)
 {
+    return mesh_httpc_request_ext(c, o, NULL, cb, arg, id);
+}
+
+int mesh_httpc_request_ext(mesh_httpc_t *c, const mesh_httpc_opts_t *o, const mesh_httpc_ext_t *x,
+                           mesh_httpc_cb cb, void *arg, uint64_t *id)
+{
     if (!c || !o || !cb || !o->url || c->destroy_pending)
         return MESH_EINVAL;
     size_t ulen = strnlen(o->url, MESH_HTTPC_URL_MAX + 1);
@@ -351,6 +417,10 @@ int mesh_httpc_request(mesh_httpc_t *c, const mesh_httpc_opts_t *o, mesh_httpc_c
     r->arg = arg;
     r->retry_after_s = -1;
     r->body_max = o->body_max ? o->body_max : MESH_HTTPC_BODY_MAX;
+    if (x) {
+        r->on_data = x->on_data;
+        r->on_header = x->on_header;
+    }
     r->easy = curl_easy_init();
     if (!r->easy)
         goto fail;
@@ -378,6 +448,8 @@ int mesh_httpc_request(mesh_httpc_t *c, const mesh_httpc_opts_t *o, mesh_httpc_c
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS,
                      (long)(o->timeout_ms ? o->timeout_ms : MESH_HTTPC_TIMEOUT_DEF));
+    if (x && x->connect_timeout_ms)
+        curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)x->connect_timeout_ms);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->headers);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
@@ -421,11 +493,26 @@ void mesh_httpc_cancel(mesh_httpc_t *c, uint64_t id)
     if (!c || id == 0)
         return;
     for (httpc_req_t *r = c->reqs; r; r = r->next) {
-        if (r->id == id) {
+        if (r->id != id)
+            continue;
+        if (c->in_curl == 0) {
             req_drop(c, r);
             return;
         }
+        /* Inside curl's callbacks the handle cannot leave the multi yet. */
+        req_unlink(c, r);
+        r->cancelled = true;
+        r->next = c->doomed;
+        r->prev = NULL;
+        c->doomed = r;
+        return;
     }
+}
+
+void mesh_httpc_unref(mesh_httpc_t *c)
+{
+    if (c && !c->destroy_pending)
+        uv_unref((uv_handle_t *)&c->timer);
 }
 
 size_t mesh_httpc_inflight(const mesh_httpc_t *c)

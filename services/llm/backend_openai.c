@@ -1,7 +1,7 @@
 /*
  * backend_openai.c - the "openai" backend: any OpenAI-compatible Chat
  * Completions endpoint (vLLM, llama.cpp server, Ollama, hosted APIs) over
- * libcurl multi on the worker's uv loop (docs/llm.md).
+ * mesh_httpc (libcurl multi) on the worker's uv loop (docs/llm.md).
  *
  * One call = one or more attempts (HTTP requests) against the endpoint of the
  * call's tier, each streamed (SSE) into an llm_sse_t. Between attempts the
@@ -20,7 +20,6 @@
  * Memory: a call struct holds two uv timers; it is freed when both have
  * closed, which never touches the llm_call_t or the sink.
  */
-#include <curl/curl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,10 +28,10 @@
 
 #include "llm_backend.h"
 #include "mesh/mesh_err.h"
+#include "mesh/mesh_httpc.h"
 #include "mesh/mesh_log.h"
 #include "mesh/mesh_trace.h"
 #include "oai_breaker.h"
-#include "oai_curl.h"
 #include "oai_req.h"
 #include "oai_retry.h"
 #include "oai_tiers.h"
@@ -58,7 +57,7 @@ typedef struct {
 typedef struct {
     llm_backend_t base; /* first */
     uv_loop_t *loop;
-    llm_curl_t *curl;
+    mesh_httpc_t *httpc;
     llm_oai_tiers_t tiers;
     oai_endpoint_t eps[LLM_OAI_TIERS_MAX];
     size_t n_eps;
@@ -81,9 +80,8 @@ struct oai_call {
     const llm_oai_tier_t *tier;
     oai_endpoint_t *ep;
     char *body;
-    CURL *easy;
-    struct curl_slist *headers;
-    llm_curl_req_t creq;
+    uint64_t req_id; /* the attempt's HTTP request, 0 when none in flight */
+    bool aborted;    /* the SSE parser refused the body: it aborted the transfer */
     llm_sse_t *sse;
     long http_status;
     int64_t retry_after_ms;
@@ -143,22 +141,20 @@ static void on_handle_closed(uv_handle_t *h)
     }
 }
 
-static void easy_stop(oai_call_t *c)
+/* Abandon the attempt's HTTP request (safe from inside its callbacks). */
+static void http_stop(oai_call_t *c)
 {
-    if (c->easy != NULL) {
-        llm_curl_remove(c->b->curl, c->easy);
-        curl_easy_cleanup(c->easy);
-        c->easy = NULL;
+    if (c->req_id != 0) {
+        mesh_httpc_cancel(c->b->httpc, c->req_id);
+        c->req_id = 0;
     }
-    curl_slist_free_all(c->headers);
-    c->headers = NULL;
 }
 
 /* The call is over for the sink (delivered or canceled): release everything. */
 static void call_release(oai_call_t *c)
 {
     c->delivered = true;
-    easy_stop(c);
+    http_stop(c);
     if (c->allowed) {
         llm_breaker_release(&c->ep->br);
         c->allowed = false;
@@ -226,7 +222,7 @@ static void unusable(oai_call_t *c, int status, const char *reason)
     mesh_log_warn("llm", "model unusable tier=%s endpoint=%s: %s (%s)", c->tier->name, c->ep->url,
                   mesh_log_sanitize(reason, strlen(reason), safe, sizeof(safe)),
                   mesh_err_name(status));
-    easy_stop(c);
+    http_stop(c);
     if (c->allowed) {
         llm_breaker_release(&c->ep->br);
         c->allowed = false;
@@ -337,7 +333,7 @@ static void retry_or_give_up(oai_call_t *c, const char *why)
 {
     oai_backend_t *b = c->b;
     uint64_t now = uv_now(b->loop);
-    easy_stop(c);
+    http_stop(c);
     if (c->allowed) {
         c->allowed = false;
         llm_breaker_failure(&c->ep->br, now);
@@ -373,47 +369,42 @@ static void sse_delta(const char *text, size_t len, void *arg)
     c->sink->on_delta(c->sink, text, len);
 }
 
-static size_t on_write(char *ptr, size_t size, size_t nmemb, void *arg)
+static int on_write(long status, const char *ptr, size_t n, void *arg)
 {
     oai_call_t *c = arg;
-    size_t n = size * nmemb;
     if (c->http_status == 0)
-        curl_easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, &c->http_status);
-    if (llm_sse_feed(c->sse, ptr, n) != 0)
-        return 0; /* over a bound: abort the transfer (CURLE_WRITE_ERROR) */
-    return n;
+        c->http_status = status;
+    if (llm_sse_feed(c->sse, ptr, n) != 0) {
+        c->aborted = true;
+        return MESH_ETOOBIG; /* over a bound: abort the transfer */
+    }
+    return 0;
 }
 
-static size_t on_header(char *buf, size_t size, size_t nitems, void *arg)
+static void on_header(const char *buf, size_t n, void *arg)
 {
     oai_call_t *c = arg;
-    size_t n = size * nitems;
     static const char ra[] = "retry-after:";
     if (n >= 5 && strncmp(buf, "HTTP/", 5) == 0) {
         c->retry_after_ms = -1; /* a new response (e.g. after 100 Continue) */
-        return n;
+        return;
     }
     if (n > sizeof(ra) - 1 && strncasecmp(buf, ra, sizeof(ra) - 1) == 0)
         c->retry_after_ms =
             llm_oai_retry_after_ms(buf + sizeof(ra) - 1, n - (sizeof(ra) - 1), time(NULL));
-    return n;
 }
 
-static void on_transfer_done(CURL *easy, CURLcode res, void *arg)
+static void on_transfer_done(const mesh_httpc_resp_t *r, void *arg)
 {
     oai_call_t *c = arg;
     char why[OAI_MSG_MAX + 1];
-    long status = 0;
-    curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
-    curl_easy_cleanup(easy);
-    c->easy = NULL;
-    curl_slist_free_all(c->headers);
-    c->headers = NULL;
+    long status = r->status;
+    c->req_id = 0;
     c->http_status = status;
     c->last_429 = status == 429;
 
-    if (res != CURLE_OK && res != CURLE_WRITE_ERROR) {
-        if (res == CURLE_OPERATION_TIMEDOUT && uv_now(c->b->loop) >= c->call->deadline) {
+    if (r->error != 0 && !c->aborted) {
+        if (r->error == MESH_ETIMEDOUT && uv_now(c->b->loop) >= c->call->deadline) {
             if (c->allowed) {
                 c->allowed = false;
                 llm_breaker_failure(&c->ep->br, uv_now(c->b->loop));
@@ -421,11 +412,11 @@ static void on_transfer_done(CURL *easy, CURLcode res, void *arg)
             unusable(c, MESH_ETIMEDOUT, "the model did not answer before the deadline");
             return;
         }
-        snprintf(why, sizeof(why), "connection: %s", curl_easy_strerror(res));
+        snprintf(why, sizeof(why), "connection: %s", r->errmsg);
         retry_or_give_up(c, why);
         return;
     }
-    int prc = res == CURLE_WRITE_ERROR ? MESH_ETOOBIG : llm_sse_finish(c->sse);
+    int prc = c->aborted ? MESH_ETOOBIG : llm_sse_finish(c->sse);
     if (status == 200 && prc == 0) {
         if (c->allowed) {
             c->allowed = false;
@@ -464,32 +455,24 @@ static void on_transfer_done(CURL *easy, CURLcode res, void *arg)
     retry_or_give_up(c, why);
 }
 
-static struct curl_slist *make_headers(oai_call_t *c)
+#define OAI_TP_LINE_MAX (sizeof("traceparent: ") + MESH_TRACEPARENT_MAX + 1)
+#define OAI_HEADERS_MAX 6 /* request header lines of one attempt, with the NULL */
+
+/* The attempt's request headers into h (lines borrowed from c->b and tp). */
+static void make_headers(const oai_call_t *c, const char *h[OAI_HEADERS_MAX],
+                         char tp[OAI_TP_LINE_MAX])
 {
-    struct curl_slist *h = NULL, *t;
-    char tp[sizeof("traceparent: ") + MESH_TRACEPARENT_MAX + 1];
-    const char *lines[] = {"Content-Type: application/json", "Accept: text/event-stream",
-                           "Expect:"};
-    for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++) {
-        if ((t = curl_slist_append(h, lines[i])) == NULL)
-            goto fail;
-        h = t;
-    }
-    if (c->b->auth != NULL) {
-        if ((t = curl_slist_append(h, c->b->auth)) == NULL)
-            goto fail;
-        h = t;
-    }
+    size_t n = 0;
+    h[n++] = "Content-Type: application/json";
+    h[n++] = "Accept: text/event-stream";
+    h[n++] = "User-Agent: mesh-llm";
+    if (c->b->auth != NULL)
+        h[n++] = c->b->auth;
     if (c->tp[0] != '\0') {
-        snprintf(tp, sizeof(tp), "traceparent: %s", c->tp);
-        if ((t = curl_slist_append(h, tp)) == NULL)
-            goto fail;
-        h = t;
+        snprintf(tp, OAI_TP_LINE_MAX, "traceparent: %s", c->tp);
+        h[n++] = tp;
     }
-    return h;
-fail:
-    curl_slist_free_all(h);
-    return NULL;
+    h[n] = NULL;
 }
 
 static void start_attempt(oai_call_t *c)
@@ -510,9 +493,8 @@ static void start_attempt(oai_call_t *c)
     c->retry_after_ms = -1;
     llm_sse_destroy(&c->sse);
     c->sse = llm_sse_new();
-    c->easy = curl_easy_init();
-    c->headers = make_headers(c);
-    if (c->sse == NULL || c->easy == NULL || c->headers == NULL) {
+    c->aborted = false;
+    if (c->sse == NULL) {
         unusable(c, MESH_ENOMEM, "out of memory starting the model request");
         return;
     }
@@ -521,26 +503,25 @@ static void start_attempt(oai_call_t *c)
     snprintf(url, sizeof(url), "%s%s", c->ep->url, OAI_CHAT_PATH);
     uint64_t left = c->call->deadline - now;
     uint64_t tmo = b->timeout_ms < left ? b->timeout_ms : left;
-    CURL *e = c->easy;
-    curl_easy_setopt(e, CURLOPT_URL, url);
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDS, c->body);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)strlen(c->body));
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, c->headers);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, c);
-    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(e, CURLOPT_HEADERDATA, c);
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)tmo);
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
-                     (long)(b->connect_timeout_ms < tmo ? b->connect_timeout_ms : tmo));
-    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(e, CURLOPT_USERAGENT, "mesh-llm");
-    c->creq.done = on_transfer_done;
-    c->creq.arg = c;
-    if (llm_curl_add(b->curl, e, &c->creq) != 0) {
-        curl_easy_cleanup(e);
-        c->easy = NULL;
+    const char *headers[OAI_HEADERS_MAX];
+    char tp[OAI_TP_LINE_MAX];
+    make_headers(c, headers, tp);
+    mesh_httpc_opts_t o = {.method = "POST",
+                           .url = url,
+                           .headers = headers,
+                           .body = c->body,
+                           .body_len = strlen(c->body),
+                           .timeout_ms = tmo};
+    mesh_httpc_ext_t x = {.on_data = on_write,
+                          .on_header = on_header,
+                          .connect_timeout_ms =
+                              b->connect_timeout_ms < tmo ? b->connect_timeout_ms : tmo};
+    int rc = mesh_httpc_request_ext(b->httpc, &o, &x, on_transfer_done, c, &c->req_id);
+    if (rc == MESH_ENOMEM) {
+        c->req_id = 0;
+        unusable(c, MESH_ENOMEM, "out of memory starting the model request");
+    } else if (rc != 0) {
+        c->req_id = 0;
         retry_or_give_up(c, "could not start the HTTP transfer");
     }
 }
@@ -549,13 +530,13 @@ static void on_deadline(uv_timer_t *t)
 {
     oai_call_t *c = t->data;
     uv_timer_stop(&c->retry_timer);
-    if (c->easy != NULL && c->allowed) {
+    if (c->req_id != 0 && c->allowed) {
         /* A model that stalls until the deadline counts against its endpoint. */
         c->allowed = false;
         llm_breaker_failure(&c->ep->br, uv_now(c->b->loop));
     }
     if (c->forwarded) {
-        easy_stop(c);
+        http_stop(c);
         deliver_error(c, MESH_ETIMEDOUT, "deadline exceeded while the model was answering");
         return;
     }
@@ -684,8 +665,8 @@ static llm_backend_t *oai_create(uv_loop_t *loop, const llm_backend_config_t *cf
     }
     llm_backend_config_t rcfg = {.delay_ms = 0, .config = cfg->config, .n_config = cfg->n_config};
     b->rules = llm_backend_rules.create(loop, &rcfg);
-    b->curl = llm_curl_new(loop);
-    if (b->rules == NULL || b->curl == NULL)
+    b->httpc = mesh_httpc_new(loop);
+    if (b->rules == NULL || b->httpc == NULL)
         goto fail;
     for (size_t i = 0; i < b->tiers.n; i++)
         mesh_log_info("llm", "openai tier %s: %s model %s", b->tiers.t[i].name, b->tiers.t[i].url,
@@ -717,7 +698,7 @@ static void oai_destroy(llm_backend_t **b_p)
     while (b->calls != NULL)
         oai_cancel(&b->calls->base);
     llm_backend_destroy(&b->rules);
-    llm_curl_destroy(&b->curl);
+    mesh_httpc_destroy(&b->httpc);
     if (b->auth != NULL) {
         memset(b->auth, 0, strlen(b->auth));
         free(b->auth);
