@@ -165,6 +165,39 @@ void channel_wecom_inbound(gateway_channels_t *ch, gateway_http_conn_t *conn,
 void channel_webhook_inbound(gateway_channels_t *ch, gateway_http_conn_t *conn,
                              const gateway_http_req_t *req);
 
+/* ---- shared by the platforms' inbound and outbound paths (channels.c) ---- */
+
+/*
+ * The request body as a JSON object into *body (caller decrefs). When it is
+ * not one: counted "invalid", answered 400 invalid_json, -1.
+ */
+int channel_parse_body(gateway_http_conn_t *conn, channel_id_t chan, const gateway_http_req_t *req,
+                       json_t **body);
+/* Answer 200 {"ok":true} (the acknowledgement Slack and Telegram expect). */
+void channel_ack_ok(gateway_http_conn_t *conn);
+/*
+ * channel_inbound with to (NULL: out of memory, MESH_ENOMEM). When it is not
+ * accepted, answers 503 with Retry-After: 1 (every platform redelivers on a
+ * non-2xx, and the message_id makes the redelivery a duplicate of nothing
+ * started) and returns the error; on 0 the caller acknowledges (or, with
+ * sync_conn, the turn answers).
+ */
+int channel_turn_start(gateway_channels_t *ch, channel_id_t chan, gateway_http_conn_t *conn,
+                       const gateway_http_req_t *req, const char *conv, const json_t *to,
+                       const char *text, size_t len, const char *message_id, const char *agent,
+                       gateway_http_conn_t *sync_conn);
+/* b (taken; NULL allowed) as compact JSON, malloc'd; NULL when b is NULL or out of memory. */
+char *channel_json_body(json_t *b);
+/*
+ * POST body to url on the channels' HTTP client with Content-Type: ctype,
+ * the extra header lines (NULL-terminated, at most CHANNEL_POST_EXTRA_MAX;
+ * may be NULL) and traceparent: tp; done(resp, ch) gets the answer.
+ */
+#define CHANNEL_POST_EXTRA_MAX 4
+int channel_post(gateway_channels_t *ch, const char *url, const char *ctype,
+                 const char *const extra[], const char *tp, const char *body, mesh_httpc_cb done,
+                 uint64_t *http_id);
+
 /* Refuse with 401 {"error":{"code":"unauthorized"}}, logged once without the body. */
 void channel_unauthorized(gateway_http_conn_t *conn, channel_id_t chan, const char *why);
 /* Count an inbound request: mesh_channel_inbound_total{channel,outcome}. */

@@ -58,8 +58,7 @@ static void ok_ignored(gateway_http_conn_t *conn, const char *what)
 {
     channel_count_inbound(CHANNEL_SLACK, "ignored");
     mesh_log_debug(CHANNEL_SUBSYS, "slack: %s ignored", what);
-    static const char body[] = "{\"ok\":true}";
-    gateway_http_conn_respond(conn, 200, NULL, NULL, body, sizeof body - 1);
+    channel_ack_ok(conn);
 }
 
 static const char *str_of(const json_t *o, const char *k)
@@ -73,16 +72,12 @@ void channel_slack_inbound(gateway_channels_t *ch, gateway_http_conn_t *conn,
 {
     const char *why = NULL;
     json_t *body = NULL, *to = NULL;
-    char err[160];
     if (!signature_ok(ch, req, &why)) {
         channel_unauthorized(conn, CHANNEL_SLACK, why);
         return;
     }
-    if (gateway_json_parse_object(req->body, req->body_len, &body, err, sizeof err) < 0) {
-        channel_count_inbound(CHANNEL_SLACK, "invalid");
-        gateway_http_conn_respond_error(conn, 400, "invalid_json", err, NULL);
+    if (channel_parse_body(conn, CHANNEL_SLACK, req, &body) != 0)
         return;
-    }
     const char *type = str_of(body, "type");
     if (type && strcmp(type, "url_verification") == 0) {
         const json_t *c = json_object_get(body, "challenge");
@@ -142,17 +137,10 @@ void channel_slack_inbound(gateway_channels_t *ch, gateway_http_conn_t *conn,
         mesh_log_info(CHANNEL_SUBSYS, "slack: retry %llu of event %s",
                       (unsigned long long)retry_num, event_id);
     to = json_pack("{s:s,s:s}", "channel", channel, "thread_ts", thread ? thread : ts);
-    int rc = to ? channel_inbound(ch, CHANNEL_SLACK, req, conv, to, json_string_value(text),
-                                  json_string_length(text), event_id, NULL, NULL)
-                : MESH_ENOMEM;
-    if (rc != 0) {
-        /* Not accepted: a non-2xx makes Slack retry later. */
-        gateway_http_conn_respond_error(conn, 503, "unavailable", mesh_strerror(rc),
-                                        "Retry-After: 1\r\n");
-        goto out;
-    }
-    static const char okb[] = "{\"ok\":true}";
-    gateway_http_conn_respond(conn, 200, NULL, NULL, okb, sizeof okb - 1);
+    /* Not accepted: answered 503, a non-2xx makes Slack retry later. */
+    if (channel_turn_start(ch, CHANNEL_SLACK, conn, req, conv, to, json_string_value(text),
+                           json_string_length(text), event_id, NULL, NULL) == 0)
+        channel_ack_ok(conn);
 out:
     json_decref(to);
     json_decref(body);
@@ -192,23 +180,15 @@ int channel_slack_send(gateway_channels_t *ch, channel_delivery_t *d, uint64_t *
     json_t *b = json_pack("{s:s,s:s%}", "channel", chan, "text", d->text, d->len);
     if (b && thread)
         json_object_set_new(b, "thread_ts", json_string(thread));
-    char *body = b ? json_dumps(b, JSON_COMPACT) : NULL;
-    json_decref(b);
+    char *body = channel_json_body(b);
     if (!body)
         return MESH_ENOMEM;
-    char url[CHANNEL_BASE_URL_MAX + 32], auth[CHANNEL_SECRET_MAX + 32], tp[80];
+    char url[CHANNEL_BASE_URL_MAX + 32], auth[CHANNEL_SECRET_MAX + 32];
     snprintf(url, sizeof url, "%s/chat.postMessage", ch->cfg.slack_api_base);
     snprintf(auth, sizeof auth, "Authorization: Bearer %s", ch->cfg.slack_bot_token);
-    snprintf(tp, sizeof tp, "traceparent: %s", d->tp);
-    const char *hdrs[] = {"Content-Type: application/json; charset=utf-8", auth, tp, NULL};
-    mesh_httpc_opts_t o = {.method = "POST",
-                           .url = url,
-                           .headers = hdrs,
-                           .body = body,
-                           .body_len = strlen(body),
-                           .timeout_ms = ch->cfg.http_timeout_ms,
-                           .body_max = CHANNEL_API_BODY_MAX};
-    int rc = mesh_httpc_request(ch->httpc, &o, on_posted, ch, http_id);
+    const char *const extra[] = {auth, NULL};
+    int rc = channel_post(ch, url, "application/json; charset=utf-8", extra, d->tp, body, on_posted,
+                          http_id);
     free(body);
     memset(auth, 0, sizeof auth);
     return rc;

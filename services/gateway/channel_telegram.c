@@ -22,12 +22,6 @@
 #include "mesh/mesh_log.h"
 #include "mesh/mesh_text.h"
 
-static void ack(gateway_http_conn_t *conn)
-{
-    static const char body[] = "{\"ok\":true}";
-    gateway_http_conn_respond(conn, 200, NULL, NULL, body, sizeof body - 1);
-}
-
 void channel_telegram_inbound(gateway_channels_t *ch, gateway_http_conn_t *conn,
                               const gateway_http_req_t *req)
 {
@@ -43,12 +37,8 @@ void channel_telegram_inbound(gateway_channels_t *ch, gateway_http_conn_t *conn,
         return;
     }
     json_t *body = NULL, *to = NULL;
-    char err[160];
-    if (gateway_json_parse_object(req->body, req->body_len, &body, err, sizeof err) < 0) {
-        channel_count_inbound(CHANNEL_TELEGRAM, "invalid");
-        gateway_http_conn_respond_error(conn, 400, "invalid_json", err, NULL);
+    if (channel_parse_body(conn, CHANNEL_TELEGRAM, req, &body) != 0)
         return;
-    }
     const json_t *uid = json_object_get(body, "update_id");
     const json_t *msg = json_object_get(body, "message");
     const json_t *text = json_object_get(msg, "text");
@@ -62,7 +52,7 @@ void channel_telegram_inbound(gateway_channels_t *ch, gateway_http_conn_t *conn,
     if (!json_is_object(msg) || !json_is_string(text) || json_string_length(text) == 0 ||
         json_is_true(json_object_get(json_object_get(msg, "from"), "is_bot"))) {
         channel_count_inbound(CHANNEL_TELEGRAM, "ignored");
-        ack(conn); /* edits, joins, stickers, other bots: nothing to answer */
+        channel_ack_ok(conn); /* edits, joins, stickers, other bots: nothing to answer */
         goto out;
     }
     if (!json_is_integer(chat_id) || json_string_length(text) > MESH_TEXT_MAX ||
@@ -79,16 +69,10 @@ void channel_telegram_inbound(gateway_channels_t *ch, gateway_http_conn_t *conn,
     const json_t *thread = json_object_get(msg, "message_thread_id");
     if (to && json_is_integer(thread))
         json_object_set(to, "message_thread_id", (json_t *)thread);
-    int rc = to ? channel_inbound(ch, CHANNEL_TELEGRAM, req, conv, to, json_string_value(text),
-                                  json_string_length(text), mid, NULL, NULL)
-                : MESH_ENOMEM;
-    if (rc != 0) {
-        /* Not accepted: Telegram redelivers on a non-2xx. */
-        gateway_http_conn_respond_error(conn, 503, "unavailable", mesh_strerror(rc),
-                                        "Retry-After: 1\r\n");
-        goto out;
-    }
-    ack(conn);
+    /* Not accepted: answered 503, Telegram redelivers on a non-2xx. */
+    if (channel_turn_start(ch, CHANNEL_TELEGRAM, conn, req, conv, to, json_string_value(text),
+                           json_string_length(text), mid, NULL, NULL) == 0)
+        channel_ack_ok(conn);
 out:
     json_decref(to);
     json_decref(body);
@@ -128,23 +112,13 @@ int channel_telegram_send(gateway_channels_t *ch, channel_delivery_t *d, uint64_
     const json_t *thread = json_object_get(d->to, "message_thread_id");
     if (b && json_is_integer(thread))
         json_object_set(b, "message_thread_id", (json_t *)thread);
-    char *body = b ? json_dumps(b, JSON_COMPACT) : NULL;
-    json_decref(b);
+    char *body = channel_json_body(b);
     if (!body)
         return MESH_ENOMEM;
-    char url[CHANNEL_BASE_URL_MAX + CHANNEL_SECRET_MAX + 32], tp[80];
+    char url[CHANNEL_BASE_URL_MAX + CHANNEL_SECRET_MAX + 32];
     snprintf(url, sizeof url, "%s/bot%s/sendMessage", ch->cfg.telegram_api_base,
              ch->cfg.telegram_bot_token);
-    snprintf(tp, sizeof tp, "traceparent: %s", d->tp);
-    const char *hdrs[] = {"Content-Type: application/json", tp, NULL};
-    mesh_httpc_opts_t o = {.method = "POST",
-                           .url = url,
-                           .headers = hdrs,
-                           .body = body,
-                           .body_len = strlen(body),
-                           .timeout_ms = ch->cfg.http_timeout_ms,
-                           .body_max = CHANNEL_API_BODY_MAX};
-    int rc = mesh_httpc_request(ch->httpc, &o, on_sent, ch, http_id);
+    int rc = channel_post(ch, url, "application/json", NULL, d->tp, body, on_sent, http_id);
     free(body);
     memset(url, 0, sizeof url);
     return rc;

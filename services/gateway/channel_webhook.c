@@ -66,12 +66,8 @@ void channel_webhook_inbound(gateway_channels_t *ch, gateway_http_conn_t *conn,
         return;
     }
     json_t *body = NULL, *to = NULL;
-    char err[160];
-    if (gateway_json_parse_object(req->body, req->body_len, &body, err, sizeof err) < 0) {
-        channel_count_inbound(CHANNEL_WEBHOOK, "invalid");
-        gateway_http_conn_respond_error(conn, 400, "invalid_json", err, NULL);
+    if (channel_parse_body(conn, CHANNEL_WEBHOOK, req, &body) != 0)
         return;
-    }
     const json_t *conv = json_object_get(body, "conversation_id");
     const json_t *text = json_object_get(body, "text");
     const json_t *mid = json_object_get(body, "message_id");
@@ -108,15 +104,10 @@ void channel_webhook_inbound(gateway_channels_t *ch, gateway_http_conn_t *conn,
             goto out;
         }
         to = json_pack("{s:O,s:O}", "callback_url", cb, "message_id", mid);
-        int rc = to ? channel_inbound(ch, CHANNEL_WEBHOOK, req, json_string_value(conv), to,
-                                      json_string_value(text), json_string_length(text),
-                                      json_string_value(mid), agent_s, NULL)
-                    : MESH_ENOMEM;
-        if (rc != 0) {
-            gateway_http_conn_respond_error(conn, 503, "unavailable", mesh_strerror(rc),
-                                            "Retry-After: 1\r\n");
+        if (channel_turn_start(ch, CHANNEL_WEBHOOK, conn, req, json_string_value(conv), to,
+                               json_string_value(text), json_string_length(text),
+                               json_string_value(mid), agent_s, NULL) != 0)
             goto out;
-        }
         json_t *ack =
             json_pack("{s:b,s:O,s:O}", "accepted", 1, "conversation_id", conv, "message_id", mid);
         gateway_respond_json(ch->gw, conn, 202, ack);
@@ -125,13 +116,9 @@ void channel_webhook_inbound(gateway_channels_t *ch, gateway_http_conn_t *conn,
     }
     /* Synchronous: the turn's FINAL answers this request (channels.c). */
     to = json_object();
-    int rc = to ? channel_inbound(ch, CHANNEL_WEBHOOK, req, json_string_value(conv), to,
-                                  json_string_value(text), json_string_length(text),
-                                  json_string_value(mid), agent_s, conn)
-                : MESH_ENOMEM;
-    if (rc != 0)
-        gateway_http_conn_respond_error(conn, 503, "unavailable", mesh_strerror(rc),
-                                        "Retry-After: 1\r\n");
+    channel_turn_start(ch, CHANNEL_WEBHOOK, conn, req, json_string_value(conv), to,
+                       json_string_value(text), json_string_length(text), json_string_value(mid),
+                       agent_s, conn);
 out:
     json_decref(to);
     json_decref(body);
@@ -156,8 +143,7 @@ int channel_webhook_send(gateway_channels_t *ch, channel_delivery_t *d, uint64_t
     json_t *b = json_pack("{s:s,s:s%}", "conversation_id", d->conv, "reply", d->text, d->len);
     if (b && json_is_string(mid))
         json_object_set(b, "message_id", (json_t *)mid);
-    char *body = b ? json_dumps(b, JSON_COMPACT) : NULL;
-    json_decref(b);
+    char *body = channel_json_body(b);
     if (!body)
         return MESH_ENOMEM;
     char ts[32], sig[sizeof(WEBHOOK_SIG_PREFIX) + 2 * MESH_SHA256_LEN];
@@ -167,19 +153,11 @@ int channel_webhook_send(gateway_channels_t *ch, channel_delivery_t *d, uint64_t
         free(body);
         return rc;
     }
-    char h_ts[64], h_sig[128], h_tp[80];
+    char h_ts[64], h_sig[128];
     snprintf(h_ts, sizeof h_ts, "X-Mesh-Timestamp: %s", ts);
     snprintf(h_sig, sizeof h_sig, "X-Mesh-Signature: %s", sig);
-    snprintf(h_tp, sizeof h_tp, "traceparent: %s", d->tp);
-    const char *hdrs[] = {"Content-Type: application/json", h_ts, h_sig, h_tp, NULL};
-    mesh_httpc_opts_t o = {.method = "POST",
-                           .url = url,
-                           .headers = hdrs,
-                           .body = body,
-                           .body_len = strlen(body),
-                           .timeout_ms = ch->cfg.http_timeout_ms,
-                           .body_max = CHANNEL_API_BODY_MAX};
-    rc = mesh_httpc_request(ch->httpc, &o, on_called_back, ch, http_id);
+    const char *const extra[] = {h_ts, h_sig, NULL};
+    rc = channel_post(ch, url, "application/json", extra, d->tp, body, on_called_back, http_id);
     free(body);
     return rc;
 }

@@ -279,17 +279,11 @@ void channel_wecom_inbound(gateway_channels_t *ch, gateway_http_conn_t *conn,
         goto out;
     }
     to = json_pack("{s:s}", "touser", from);
-    int rc = to ? channel_inbound(ch, CHANNEL_WECOM, req, conv, to, content, strlen(content), mid,
-                                  NULL, NULL)
-                : MESH_ENOMEM;
-    if (rc != 0) {
-        gateway_http_conn_respond_error(conn, 503, "unavailable", mesh_strerror(rc),
-                                        "Retry-After: 1\r\n");
-        goto out;
-    }
     /* Passive reply: empty = received, WeCom does not retry; the answer
-     * follows through the active message API. */
-    gateway_http_conn_respond(conn, 200, "text/plain", NULL, "", 0);
+     * follows through the active message API. Not accepted: answered 503. */
+    if (channel_turn_start(ch, CHANNEL_WECOM, conn, req, conv, to, content, strlen(content), mid,
+                           NULL, NULL) == 0)
+        gateway_http_conn_respond(conn, 200, "text/plain", NULL, "", 0);
 out:
     json_decref(to);
     free(enc);
@@ -331,28 +325,18 @@ static int send_message(gateway_channels_t *ch, channel_delivery_t *d, uint64_t 
     json_t *b = json_pack("{s:s,s:s,s:I,s:{s:s%}}", "touser", touser, "msgtype", "text", "agentid",
                           (json_int_t)strtoll(ch->cfg.wecom_agent_id, NULL, 10), "text", "content",
                           d->text, d->len);
-    char *body = b ? json_dumps(b, JSON_COMPACT) : NULL;
-    json_decref(b);
+    char *body = channel_json_body(b);
     if (!body)
         return MESH_ENOMEM;
     char tok[3 * CHANNEL_SECRET_MAX + 1];
-    char url[CHANNEL_BASE_URL_MAX + sizeof tok + 64], tp[80];
+    char url[CHANNEL_BASE_URL_MAX + sizeof tok + 64];
     if (url_encode(ch->wecom_access_token, tok, sizeof tok) != 0) {
         free(body);
         return MESH_EINVAL;
     }
     snprintf(url, sizeof url, "%s/cgi-bin/message/send?access_token=%s", ch->cfg.wecom_api_base,
              tok);
-    snprintf(tp, sizeof tp, "traceparent: %s", d->tp);
-    const char *hdrs[] = {"Content-Type: application/json", tp, NULL};
-    mesh_httpc_opts_t o = {.method = "POST",
-                           .url = url,
-                           .headers = hdrs,
-                           .body = body,
-                           .body_len = strlen(body),
-                           .timeout_ms = ch->cfg.http_timeout_ms,
-                           .body_max = CHANNEL_API_BODY_MAX};
-    int rc = mesh_httpc_request(ch->httpc, &o, on_sent, ch, http_id);
+    int rc = channel_post(ch, url, "application/json", NULL, d->tp, body, on_sent, http_id);
     free(body);
     memset(url, 0, sizeof url);
     memset(tok, 0, sizeof tok);

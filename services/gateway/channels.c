@@ -279,6 +279,72 @@ void channel_unauthorized(gateway_http_conn_t *conn, channel_id_t chan, const ch
     gateway_http_conn_respond_error(conn, 401, "unauthorized", why, NULL);
 }
 
+/* ---- shared request/response steps of the platforms ----------------------------- */
+
+int channel_parse_body(gateway_http_conn_t *conn, channel_id_t chan, const gateway_http_req_t *req,
+                       json_t **body)
+{
+    char err[160];
+    if (gateway_json_parse_object(req->body, req->body_len, body, err, sizeof err) == 0)
+        return 0;
+    channel_count_inbound(chan, "invalid");
+    gateway_http_conn_respond_error(conn, 400, "invalid_json", err, NULL);
+    return -1;
+}
+
+void channel_ack_ok(gateway_http_conn_t *conn)
+{
+    static const char body[] = "{\"ok\":true}";
+    gateway_http_conn_respond(conn, 200, NULL, NULL, body, sizeof body - 1);
+}
+
+int channel_turn_start(gateway_channels_t *ch, channel_id_t chan, gateway_http_conn_t *conn,
+                       const gateway_http_req_t *req, const char *conv, const json_t *to,
+                       const char *text, size_t len, const char *message_id, const char *agent,
+                       gateway_http_conn_t *sync_conn)
+{
+    int rc = to ? channel_inbound(ch, chan, req, conv, to, text, len, message_id, agent, sync_conn)
+                : MESH_ENOMEM;
+    if (rc != 0)
+        gateway_http_conn_respond_error(conn, 503, "unavailable", mesh_strerror(rc),
+                                        "Retry-After: 1\r\n");
+    return rc;
+}
+
+char *channel_json_body(json_t *b)
+{
+    char *body = b ? json_dumps(b, JSON_COMPACT) : NULL;
+    json_decref(b);
+    return body;
+}
+
+int channel_post(gateway_channels_t *ch, const char *url, const char *ctype,
+                 const char *const extra[], const char *tp, const char *body, mesh_httpc_cb done,
+                 uint64_t *http_id)
+{
+    char h_ct[96], h_tp[80];
+    const char *hdrs[CHANNEL_POST_EXTRA_MAX + 3];
+    size_t n = 0;
+    snprintf(h_ct, sizeof h_ct, "Content-Type: %s", ctype);
+    hdrs[n++] = h_ct;
+    for (size_t i = 0; extra && extra[i]; i++) {
+        if (i == CHANNEL_POST_EXTRA_MAX)
+            return MESH_EINVAL;
+        hdrs[n++] = extra[i];
+    }
+    snprintf(h_tp, sizeof h_tp, "traceparent: %s", tp);
+    hdrs[n++] = h_tp;
+    hdrs[n] = NULL;
+    mesh_httpc_opts_t o = {.method = "POST",
+                           .url = url,
+                           .headers = hdrs,
+                           .body = body,
+                           .body_len = strlen(body),
+                           .timeout_ms = ch->cfg.http_timeout_ms,
+                           .body_max = CHANNEL_API_BODY_MAX};
+    return mesh_httpc_request(ch->httpc, &o, done, ch, http_id);
+}
+
 /* ---- inbound turns -------------------------------------------------------------- */
 
 typedef struct channel_turn {

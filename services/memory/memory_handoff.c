@@ -88,6 +88,11 @@ static char *message_text(json_t *m, size_t *len)
 
 /* ------------------------------------------------------------ replies */
 
+static int unexpected(char *err, size_t err_size)
+{
+    return memory_fail(MESH_EINTERNAL, err, err_size, "redis: unexpected script reply");
+}
+
 static int head(const redisReply *r, const char **word, char *err, size_t err_size)
 {
     if (r->type == REDIS_REPLY_ERROR) {
@@ -98,10 +103,10 @@ static int head(const redisReply *r, const char **word, char *err, size_t err_si
         return memory_fail(MESH_EUNAVAIL, err, err_size, "redis error: %s", clean);
     }
     if (r->type != REDIS_REPLY_ARRAY || r->elements < 1)
-        return memory_fail(MESH_EINTERNAL, err, err_size, "redis: unexpected script reply");
+        return unexpected(err, err_size);
     for (size_t i = 0; i < r->elements; i++) {
         if (r->element[i]->type != REDIS_REPLY_STRING)
-            return memory_fail(MESH_EINTERNAL, err, err_size, "redis: unexpected script reply");
+            return unexpected(err, err_size);
     }
     *word = r->element[0]->str;
     return 0;
@@ -121,25 +126,43 @@ static int state_error(const redisReply *r, const char *want, char *err, size_t 
     return memory_fail(MESH_ESTATE, err, err_size, "%s (handoff is '%s')", want, st);
 }
 
+/*
+ * The script's first word (head); "state" -> ESTATE naming want when want is
+ * not NULL (an op that checks who holds the conversation).
+ */
+static int reply_word(const redisReply *r, const char *want, const char **word, char *err,
+                      size_t err_size)
+{
+    int rc = head(r, word, err, err_size);
+    if (rc == 0 && want != NULL && strcmp(*word, "state") == 0)
+        return state_error(r, want, err, err_size);
+    return rc;
+}
+
+/* *data = d (built here; NULL when out of memory). */
+static int data_set(json_t *d, json_t **data, char *err, size_t err_size)
+{
+    *data = d;
+    return d != NULL ? 0 : memory_fail(MESH_ENOMEM, err, err_size, "out of memory");
+}
+
 static int claim_data(const redisReply *r, memory_op_t *c, json_t **data, char *err,
                       size_t err_size)
 {
     const char *word;
-    int rc = head(r, &word, err, err_size);
+    int rc = reply_word(r, "not waiting for a person", &word, err, err_size);
     if (rc != 0)
         return rc;
-    if (strcmp(word, "state") == 0)
-        return state_error(r, "not waiting for a person", err, err_size);
     if (strcmp(word, "ok") != 0 || r->elements != 2)
-        return memory_fail(MESH_EINTERNAL, err, err_size, "redis: unexpected script reply");
+        return unexpected(err, err_size);
     char *endp = NULL;
     unsigned long long at = strtoull(r->element[1]->str, &endp, 10);
     bool known = r->element[1]->len > 0 && *endp == '\0' && at > 0 && at <= c->now_ms;
     if (known)
         mesh_histogram_observe(c->metrics.wait_s, (double)(c->now_ms - at) / 1000.0);
-    *data = json_pack("{s:s, s:s, s:o}", "conversation_id", c->conv, "state", "human", "since",
-                      known ? json_integer((json_int_t)at) : json_null());
-    return *data != NULL ? 0 : memory_fail(MESH_ENOMEM, err, err_size, "out of memory");
+    return data_set(json_pack("{s:s, s:s, s:o}", "conversation_id", c->conv, "state", "human",
+                              "since", known ? json_integer((json_int_t)at) : json_null()),
+                    data, err, err_size);
 }
 
 static int reply_data(const redisReply *r, memory_op_t *c, json_t **data, char *err,
@@ -147,47 +170,41 @@ static int reply_data(const redisReply *r, memory_op_t *c, json_t **data, char *
 {
     (void)c;
     const char *word;
-    int rc = head(r, &word, err, err_size);
+    int rc = reply_word(r, "not held by this person", &word, err, err_size);
     if (rc != 0)
         return rc;
-    if (strcmp(word, "state") == 0)
-        return state_error(r, "not held by this person", err, err_size);
     bool dup = strcmp(word, "dup") == 0;
     if (!dup && strcmp(word, "ok") != 0)
-        return memory_fail(MESH_EINTERNAL, err, err_size, "redis: unexpected script reply");
-    *data = json_pack("{s:b}", "duplicate", dup);
-    return *data != NULL ? 0 : memory_fail(MESH_ENOMEM, err, err_size, "out of memory");
+        return unexpected(err, err_size);
+    return data_set(json_pack("{s:b}", "duplicate", dup), data, err, err_size);
 }
 
 static int note_data(const redisReply *r, memory_op_t *c, json_t **data, char *err, size_t err_size)
 {
     (void)c;
     const char *word;
-    int rc = head(r, &word, err, err_size);
+    int rc = reply_word(r, NULL, &word, err, err_size);
     if (rc != 0)
         return rc;
     if (strcmp(word, "none") == 0)
         return memory_fail(MESH_ENOTFOUND, err, err_size, "no such conversation");
     if (strcmp(word, "ok") != 0)
-        return memory_fail(MESH_EINTERNAL, err, err_size, "redis: unexpected script reply");
-    *data = json_object();
-    return *data != NULL ? 0 : memory_fail(MESH_ENOMEM, err, err_size, "out of memory");
+        return unexpected(err, err_size);
+    return data_set(json_object(), data, err, err_size);
 }
 
 static int release_data(const redisReply *r, memory_op_t *c, json_t **data, char *err,
                         size_t err_size)
 {
     const char *word;
-    int rc = head(r, &word, err, err_size);
+    int rc = reply_word(r, "not held by this person", &word, err, err_size);
     if (rc != 0)
         return rc;
-    if (strcmp(word, "state") == 0)
-        return state_error(r, "not held by this person", err, err_size);
     if (strcmp(word, "ok") != 0)
-        return memory_fail(MESH_EINTERNAL, err, err_size, "redis: unexpected script reply");
+        return unexpected(err, err_size);
     c->follow = MEMORY_FOLLOW_QUEUE_REM;
-    *data = json_pack("{s:s, s:s}", "conversation_id", c->conv, "state", "");
-    return *data != NULL ? 0 : memory_fail(MESH_ENOMEM, err, err_size, "out of memory");
+    return data_set(json_pack("{s:s, s:s}", "conversation_id", c->conv, "state", ""), data, err,
+                    err_size);
 }
 
 /* ------------------------------------------------------------ builders */
@@ -204,14 +221,60 @@ static int push_tail(memory_argv_t *a, const memory_build_ctx_t *bc, bool with_r
     return rc;
 }
 
+/* args must be a map with the person acting (every op but handoff.list). */
+static int args_person(const json_t *args, const char **person, size_t *plen, char *err,
+                       size_t err_size)
+{
+    int rc = args_map(args, err, err_size);
+    if (rc == 0)
+        rc = arg_str(args, "person", MEMORY_PERSON_MAX, true, person, plen, err, err_size);
+    return rc;
+}
+
+/* The keys and the person of an op's script; which keys by kind (mid: the dedupe key's id). */
+typedef struct {
+    const memory_key_kind_t *kinds;
+    size_t nkeys;
+    const char *mid;    /* NULL: no message id in the keys */
+    const char *person; /* NULL: the script takes no person argument */
+    size_t plen;
+    bool with_rebuild; /* the tail carries MEMORY_CTX_REBUILD_MAX */
+} ho_script_t;
+
+/*
+ * The argv of a script that appends msg (built here and taken; NULL when out
+ * of memory) to the conversation's log: the keys, the person (if any), msg as
+ * compact JSON, then the common tail; plan answers with to_data.
+ */
+static int build_append(const memory_build_ctx_t *bc, const ho_script_t *sc, json_t *msg,
+                        memory_reply_fn to_data, memory_argv_t *a, memory_plan_t *plan, char *err,
+                        size_t err_size)
+{
+    size_t jlen = 0;
+    char *text = message_text(msg, &jlen);
+    if (text == NULL)
+        return memory_fail(MESH_ENOMEM, err, err_size, "out of memory");
+    int rc = memory_push_keys(a, bc->conv, sc->mid, sc->kinds, sc->nkeys);
+    if (rc == 0 && sc->person != NULL)
+        rc = memory_argv_push(a, sc->person, sc->plen);
+    if (rc == 0)
+        rc = memory_argv_push_owned(a, text, jlen);
+    else
+        free(text);
+    if (rc == 0)
+        rc = push_tail(a, bc, sc->with_rebuild);
+    if (rc != 0)
+        return memory_fail(rc, err, err_size, "cannot build the request");
+    plan->to_data = to_data;
+    return 0;
+}
+
 int memory_handoff_build_claim(const memory_build_ctx_t *bc, const json_t *args, memory_argv_t *a,
                                memory_plan_t *plan, char *err, size_t err_size)
 {
     const char *person;
     size_t plen;
-    int rc = args_map(args, err, err_size);
-    if (rc == 0)
-        rc = arg_str(args, "person", MEMORY_PERSON_MAX, true, &person, &plen, err, err_size);
+    int rc = args_person(args, &person, &plen, err, err_size);
     if (rc != 0)
         return rc;
     rc = memory_push_keys(a, bc->conv, NULL, (const memory_key_kind_t[]){MEMORY_KEY_STATE}, 1);
@@ -230,37 +293,21 @@ int memory_handoff_build_reply(const memory_build_ctx_t *bc, const json_t *args,
 {
     const char *person, *text, *mid;
     size_t plen, tlen, mlen;
-    int rc = args_map(args, err, err_size);
-    if (rc == 0)
-        rc = arg_str(args, "person", MEMORY_PERSON_MAX, true, &person, &plen, err, err_size);
+    int rc = args_person(args, &person, &plen, err, err_size);
     if (rc == 0)
         rc = arg_str(args, "text", MESH_TEXT_MAX, false, &text, &tlen, err, err_size);
     if (rc == 0)
         rc = arg_str(args, "message_id", MESH_ID_MAX, true, &mid, &mlen, err, err_size);
     if (rc != 0)
         return rc;
-    size_t jlen = 0;
-    char *msg = message_text(json_pack("{s:s, s:s, s:s, s:s, s:I, s:s}", "role", "assistant",
-                                       "name", "human", "person", person, "text", text, "ts",
-                                       (json_int_t)bc->now_ms, "message_id", mid),
-                             &jlen);
-    if (msg == NULL)
-        return memory_fail(MESH_ENOMEM, err, err_size, "out of memory");
     static const memory_key_kind_t kinds[MEMORY_HO_REPLY_NKEYS] = {
         MEMORY_KEY_LOG, MEMORY_KEY_STATE, MEMORY_KEY_CTX, MEMORY_KEY_HIDEM};
-    rc = memory_push_keys(a, bc->conv, mid, kinds, MEMORY_HO_REPLY_NKEYS);
-    if (rc == 0)
-        rc = memory_argv_push(a, person, plen);
-    if (rc == 0)
-        rc = memory_argv_push_owned(a, msg, jlen);
-    else
-        free(msg);
-    if (rc == 0)
-        rc = push_tail(a, bc, true);
-    if (rc != 0)
-        return memory_fail(rc, err, err_size, "cannot build the request");
-    plan->to_data = reply_data;
-    return 0;
+    const ho_script_t sc = {kinds, MEMORY_HO_REPLY_NKEYS, mid, person, plen, true};
+    return build_append(bc, &sc,
+                        json_pack("{s:s, s:s, s:s, s:s, s:I, s:s}", "role", "assistant", "name",
+                                  "human", "person", person, "text", text, "ts",
+                                  (json_int_t)bc->now_ms, "message_id", mid),
+                        reply_data, a, plan, err, err_size);
 }
 
 int memory_handoff_build_note(const memory_build_ctx_t *bc, const json_t *args, memory_argv_t *a,
@@ -268,31 +315,18 @@ int memory_handoff_build_note(const memory_build_ctx_t *bc, const json_t *args, 
 {
     const char *person, *text;
     size_t plen, tlen;
-    int rc = args_map(args, err, err_size);
-    if (rc == 0)
-        rc = arg_str(args, "person", MEMORY_PERSON_MAX, true, &person, &plen, err, err_size);
+    int rc = args_person(args, &person, &plen, err, err_size);
     if (rc == 0)
         rc = arg_str(args, "text", MESH_TEXT_MAX, false, &text, &tlen, err, err_size);
     if (rc != 0)
         return rc;
-    size_t jlen = 0;
-    char *note = message_text(json_pack("{s:s, s:s, s:s, s:I}", "role", "note", "person", person,
-                                        "text", text, "ts", (json_int_t)bc->now_ms),
-                              &jlen);
-    if (note == NULL)
-        return memory_fail(MESH_ENOMEM, err, err_size, "out of memory");
     static const memory_key_kind_t kinds[MEMORY_HO_NOTE_NKEYS] = {MEMORY_KEY_LOG, MEMORY_KEY_STATE};
-    rc = memory_push_keys(a, bc->conv, NULL, kinds, MEMORY_HO_NOTE_NKEYS);
-    if (rc == 0)
-        rc = memory_argv_push_owned(a, note, jlen);
-    else
-        free(note);
-    if (rc == 0)
-        rc = push_tail(a, bc, false);
-    if (rc != 0)
-        return memory_fail(rc, err, err_size, "cannot build the request");
-    plan->to_data = note_data;
-    return 0;
+    /* A note names its person inside the message only. */
+    const ho_script_t sc = {kinds, MEMORY_HO_NOTE_NKEYS, NULL, NULL, 0, false};
+    return build_append(bc, &sc,
+                        json_pack("{s:s, s:s, s:s, s:I}", "role", "note", "person", person, "text",
+                                  text, "ts", (json_int_t)bc->now_ms),
+                        note_data, a, plan, err, err_size);
 }
 
 int memory_handoff_build_release(const memory_build_ctx_t *bc, const json_t *args, memory_argv_t *a,
@@ -300,35 +334,19 @@ int memory_handoff_build_release(const memory_build_ctx_t *bc, const json_t *arg
 {
     const char *person, *summary;
     size_t plen, slen;
-    int rc = args_map(args, err, err_size);
-    if (rc == 0)
-        rc = arg_str(args, "person", MEMORY_PERSON_MAX, true, &person, &plen, err, err_size);
+    int rc = args_person(args, &person, &plen, err, err_size);
     if (rc == 0)
         rc = arg_str(args, "summary", MESH_TEXT_MAX, false, &summary, &slen, err, err_size);
     if (rc != 0)
         return rc;
-    size_t jlen = 0;
-    char *note =
-        message_text(json_pack("{s:s, s:s, s:s, s:I, s:s}", "role", "note", "person", person,
-                               "text", summary, "ts", (json_int_t)bc->now_ms, "event", "release"),
-                     &jlen);
-    if (note == NULL)
-        return memory_fail(MESH_ENOMEM, err, err_size, "out of memory");
     static const memory_key_kind_t kinds[MEMORY_HO_RELEASE_NKEYS] = {MEMORY_KEY_LOG,
                                                                      MEMORY_KEY_STATE};
-    rc = memory_push_keys(a, bc->conv, NULL, kinds, MEMORY_HO_RELEASE_NKEYS);
-    if (rc == 0)
-        rc = memory_argv_push(a, person, plen);
-    if (rc == 0)
-        rc = memory_argv_push_owned(a, note, jlen);
-    else
-        free(note);
-    if (rc == 0)
-        rc = push_tail(a, bc, false);
-    if (rc != 0)
-        return memory_fail(rc, err, err_size, "cannot build the request");
-    plan->to_data = release_data;
-    return 0;
+    const ho_script_t sc = {kinds, MEMORY_HO_RELEASE_NKEYS, NULL, person, plen, false};
+    return build_append(bc, &sc,
+                        json_pack("{s:s, s:s, s:s, s:I, s:s}", "role", "note", "person", person,
+                                  "text", summary, "ts", (json_int_t)bc->now_ms, "event",
+                                  "release"),
+                        release_data, a, plan, err, err_size);
 }
 
 /* ------------------------------------------------------------ handoff.list */

@@ -353,3 +353,16 @@ bool mh_has_cjk(const char *s)
     }
     return false;
 }
+
+void mh_json_merge(json_t *dst, const json_t *src)
+{
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)src, k, v)
+    {
+        if (json_is_null(v))
+            json_object_del(dst, k);
+        else
+            json_object_set(dst, k, v);
+    }
+}

@@ -27,6 +27,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <uv.h>
 
 #define MH_MAX_PER_SERVICE 8  /* processes of one service in one mesh */
 #define MH_MAX_ENV         32 /* extra "K=V" entries per service */
@@ -307,7 +308,131 @@ int mh_http_raw(int port, const void *data, size_t len, int timeout_ms, char **o
 const char *mh_json_str(const json_t *obj, const char *key);
 /* The error code of {"error":{"code":...}} or NULL. */
 const char *mh_json_error_code(const json_t *obj);
+/*
+ * Merge src's keys into the object dst as the router merges a state.update's
+ * slots and records: a null value deletes the key, any other replaces it.
+ */
+void mh_json_merge(json_t *dst, const json_t *src);
 /* true if s contains a CJK ideograph (same ranges as mesh_text_lang). */
 bool mh_has_cjk(const char *s);
+
+/* ------------------------------------------------------ raw HTTP / SSE client */
+/*
+ * A minimal SSE client over a raw loopback socket (harness_sse.c): it
+ * de-chunks by hand, timestamps each event as its last byte is read and fails
+ * the running cmocka test on any SSE line it does not know. Call these only
+ * inside a cmocka test (failures are cmocka assertions).
+ */
+#define MH_SSE_MAX_EVENTS 512
+
+typedef struct {
+    char event[40]; /* "" when the event had no event: line */
+    char *data;
+    uint64_t at_ms; /* when its last byte was read */
+} mh_sse_ev_t;
+
+typedef struct {
+    int fd;
+    uint64_t sent_ms, head_ms; /* request sent / response head complete */
+    int status;
+    char *head;
+    bool chunked, closed, done; /* done: last chunk seen */
+    char *raw;                  /* bytes after the head not yet de-chunked */
+    size_t raw_len;
+    char *body; /* de-chunked body not yet split into events */
+    size_t body_len;
+    mh_sse_ev_t ev[MH_SSE_MAX_EVENTS];
+    int n_ev;
+    int pings;
+} mh_sse_t;
+
+/* Append n bytes of p to the NUL-terminated malloc'd *buf of length *len. */
+void mh_buf_append(char **buf, size_t *len, const char *p, size_t n);
+/* A connected TCP socket to 127.0.0.1:port (asserts on failure). */
+int mh_tcp_connect(int port);
+/* POST body to path with Accept: accept and extra header lines ("" or "K: v\r\n..."). */
+void mh_sse_open_h(mh_sse_t *c, int port, const char *path, const char *body, const char *accept,
+                   const char *extra);
+void mh_sse_open(mh_sse_t *c, int port, const char *path, const char *body, const char *accept);
+/* Read once (up to wait_ms) and parse. false when nothing more can come. */
+bool mh_sse_pump(mh_sse_t *c, int wait_ms);
+/* Pump until the stream ended (last chunk, or close) or timeout. */
+void mh_sse_run(mh_sse_t *c, int timeout_ms);
+/* Close the socket and free what the client holds. */
+void mh_sse_close(mh_sse_t *c);
+
+/* ------------------------------------------- turns, people API, group setup */
+/* (harness_turn.c; cmocka assertions, like the SSE client above) */
+
+/* The mesh of a cmocka group that mh_group_setup starts with the default options. */
+extern mh_mesh_t *mh_group_mesh;
+/* cmocka group setup: mh_group_mesh = mh_mesh_start(NULL); 0 or -1. */
+int mh_group_setup(void **state);
+/* cmocka group teardown of mh_group_mesh: mh_mesh_teardown(&mh_group_mesh). */
+int mh_group_teardown(void **state);
+/*
+ * Stop the mesh *m_p (mh_mesh_stop); 0 only when every process still ran
+ * before the stop and every one exited clean, so a crash fails the group.
+ */
+int mh_mesh_teardown(mh_mesh_t **m_p);
+
+/*
+ * POST /v1/conversations/<conv>/messages {"text", "message_id" (if mid),
+ * "agent" (if agent)}; fails the test unless it answers 200 with JSON that
+ * has a string "reply". Returns the reply (borrowed from r).
+ */
+const char *mh_turn(const mh_mesh_t *m, const char *conv, const char *text, const char *mid,
+                    const char *agent, mh_http_resp_t *r);
+/* The turn answer's "state" object; fails the test when there is none. */
+const json_t *mh_turn_state(const mh_http_resp_t *r);
+/* state.mode of a turn answer ("" when unset); fails the test when there is no state. */
+const char *mh_turn_mode(const mh_http_resp_t *r);
+/* true when the turn's tool_calls has a call of name with ok: true. */
+bool mh_tool_called_ok(const mh_http_resp_t *r, const char *name);
+/* Fails the test (showing s) unless s contains needle. */
+void mh_assert_has(const char *s, const char *needle);
+/* A conversation id unique to this test process: "<tag>-<pid>". */
+void mh_conv_id(char *out, size_t size, const char *tag);
+/*
+ * tool.call policy.lookup {policy_no} on the tools service through the first
+ * router (mh_mesh_call): its status, *data_out the reply data or NULL.
+ */
+int mh_policy_lookup(mh_mesh_t *m, const char *policy_no, int timeout_ms, json_t **data_out);
+/* A people-API request on path with Bearer key (NULL: no Authorization); asserts a response. */
+void mh_people_http(const mh_mesh_t *m, const char *method, const char *path, const char *key,
+                    const char *body, mh_http_resp_t *r);
+/* The same on /v1/handoff/<conv>[/<action>] (action may be NULL). */
+void mh_handoff_http(const mh_mesh_t *m, const char *method, const char *conv, const char *action,
+                     const char *key, const char *body, mh_http_resp_t *r);
+/*
+ * GET path on a raw connection (extra: one header line without CRLF, or NULL)
+ * and read the streamed answer until it contains want or timeout_ms passes.
+ * Returns the bytes read (malloc'd, NUL-terminated).
+ */
+char *mh_stream_until(const mh_mesh_t *m, const char *path, const char *extra, const char *want,
+                      int timeout_ms);
+/* The customer's event stream of conv after seq `after`, read until want shows. */
+char *mh_events_until(const mh_mesh_t *m, const char *conv, long long after, const char *want,
+                      int timeout_ms);
+
+/* ------------------------------------------------------- a private uv loop */
+/* (harness_loop.c) for unit tests that run libmesh or a core on their own loop */
+
+typedef struct {
+    uv_loop_t loop;
+    uv_timer_t tick; /* wakes the loop to check conditions; unref'd between waits */
+} mh_loop_t;
+
+typedef bool (*mh_cond_fn)(void *arg);
+
+/* uv_loop_init and a tick every tick_ms. 0 or -1. */
+int mh_loop_init(mh_loop_t *l, uint64_t tick_ms);
+/* Run the loop until cond(arg) holds or timeout_ms passes; returns cond's last value. */
+bool mh_loop_run_until(mh_loop_t *l, mh_cond_fn cond, void *arg, uint64_t timeout_ms);
+/* Close the tick, run the loop out and close it: 0, or -1 when a handle is still open. */
+int mh_loop_close(mh_loop_t *l);
+/* Conditions on a mesh_redis_t * (passed as arg): mesh_redis_up / its negation. */
+bool mh_cond_redis_up(void *redis);
+bool mh_cond_redis_down(void *redis);
 
 #endif

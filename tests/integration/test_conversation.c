@@ -35,11 +35,8 @@ static int group_setup(void **state)
     if (s_mesh == NULL) {
         return -1;
     }
-    json_t *args =
-        json_pack("{s:s, s:{s:s}}", "name", "policy.lookup", "arguments", "policy_no", "P10023");
     json_t *data = NULL;
-    int st = mh_mesh_call(s_mesh, "tools", "tool.call", NULL, args, CALL_TIMEOUT_MS, &data);
-    json_decref(args);
+    int st = mh_policy_lookup(s_mesh, "P10023", CALL_TIMEOUT_MS, &data);
     if (st != 0 || !json_is_true(json_object_get(data, "ok"))) {
         fprintf(stderr, "policy.lookup P10023 through the mesh failed: status %d\n", st);
         json_decref(data);

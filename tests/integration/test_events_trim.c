@@ -14,16 +14,12 @@
  * still holds 4 entries), a person claims and replies (seq 7).
  */
 #define _GNU_SOURCE
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <poll.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -33,7 +29,6 @@
 #define T_TIMEOUT_MS 10000
 #define KEY_ANNA     "anna-key-0123456789abcdef"
 
-static mh_mesh_t *s_mesh;
 static char s_conv[64];
 
 static int group_setup(void **state)
@@ -43,74 +38,11 @@ static int group_setup(void **state)
     memset(&o, 0, sizeof(o));
     o.env[MH_GATEWAY][0] = "MESH_PEOPLE_KEYS=anna:" KEY_ANNA;
     o.env[MH_MEMORY][0] = "MESH_HISTORY_MAX=4";
-    s_mesh = mh_mesh_start(&o);
-    if (!s_mesh)
+    mh_group_mesh = mh_mesh_start(&o);
+    if (!mh_group_mesh)
         return -1;
     snprintf(s_conv, sizeof(s_conv), "trim-%d", (int)getpid());
     return 0;
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    bool alive = s_mesh != NULL && mh_mesh_all_alive(s_mesh);
-    bool clean = mh_mesh_stop(&s_mesh) == 0;
-    return alive && clean ? 0 : -1;
-}
-
-static void customer(const char *text, const char *mid, mh_http_resp_t *r)
-{
-    char url[512];
-    snprintf(url, sizeof(url), "%s/v1/conversations/%s/messages", mh_mesh_url(s_mesh), s_conv);
-    json_t *b = json_pack("{s:s, s:s, s:s}", "text", text, "agent", "policy_qa", "message_id", mid);
-    char *body = json_dumps(b, JSON_COMPACT);
-    json_decref(b);
-    memset(r, 0, sizeof(*r));
-    assert_int_equal(mh_http("POST", url, body, NULL, T_TIMEOUT_MS, r), 0);
-    free(body);
-    assert_int_equal(r->status, 200);
-}
-
-static void person(const char *method, const char *action, const char *body, mh_http_resp_t *r)
-{
-    char url[512];
-    snprintf(url, sizeof(url), "%s/v1/handoff/%s%s%s", mh_mesh_url(s_mesh), s_conv,
-             action ? "/" : "", action ? action : "");
-    const char *hdrs[] = {"Authorization: Bearer " KEY_ANNA, NULL};
-    memset(r, 0, sizeof(*r));
-    assert_int_equal(mh_http(method, url, body, hdrs, T_TIMEOUT_MS, r), 0);
-}
-
-/* Read the customer's event stream after seq until want shows (bounded). */
-static char *events_until(long long after, const char *want)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    assert_true(fd >= 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(mh_mesh_http_port(s_mesh))};
-    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
-    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    char req[512];
-    int n = snprintf(req, sizeof(req),
-                     "GET /v1/conversations/%s/events?after=%lld HTTP/1.1\r\nHost: t\r\n"
-                     "Accept: text/event-stream\r\n\r\n",
-                     s_conv, after);
-    assert_int_equal(write(fd, req, (size_t)n), n);
-    size_t cap = 1 << 16, len = 0;
-    char *buf = calloc(1, cap + 1);
-    uint64_t deadline = mh_now_ms() + T_TIMEOUT_MS;
-    while (len < cap && !strstr(buf, want)) {
-        uint64_t now = mh_now_ms();
-        struct pollfd p = {.fd = fd, .events = POLLIN};
-        if (now >= deadline || poll(&p, 1, (int)(deadline - now)) != 1)
-            break;
-        ssize_t r = read(fd, buf + len, cap - len);
-        if (r <= 0)
-            break;
-        len += (size_t)r;
-        buf[len] = '\0';
-    }
-    close(fd);
-    return buf;
 }
 
 static long long last_seq(const json_t *transcript)
@@ -124,19 +56,19 @@ static void test_seq_after_trim(void **state)
 {
     (void)state;
     mh_http_resp_t r;
-    customer("请帮我转人工", "t1", &r);
+    mh_turn(mh_group_mesh, s_conv, "请帮我转人工", "t1", "policy_qa", &r);
     assert_string_equal(mh_json_str(r.json, "handoff"), "pending");
     mh_http_resp_clear(&r);
-    customer("还在吗？", "t2", &r);
+    mh_turn(mh_group_mesh, s_conv, "还在吗？", "t2", "policy_qa", &r);
     assert_string_equal(mh_json_str(r.json, "reply"), "");
     mh_http_resp_clear(&r);
-    customer("我等一下", "t3", &r);
+    mh_turn(mh_group_mesh, s_conv, "我等一下", "t3", "policy_qa", &r);
     assert_string_equal(mh_json_str(r.json, "reply"), "");
     mh_http_resp_clear(&r);
 
     /* The log holds the newest 4 entries, numbered 3..6 (not 1..4). */
     mh_http_resp_t t;
-    person("GET", NULL, NULL, &t);
+    mh_handoff_http(mh_group_mesh, "GET", s_conv, NULL, KEY_ANNA, NULL, &t);
     assert_int_equal(t.status, 200);
     assert_int_equal(json_array_size(json_object_get(t.json, "messages")), 4);
     assert_int_equal(last_seq(t.json), 6);
@@ -144,15 +76,16 @@ static void test_seq_after_trim(void **state)
                         "我等一下");
     mh_http_resp_clear(&t);
 
-    person("POST", "claim", "{}", &r);
+    mh_handoff_http(mh_group_mesh, "POST", s_conv, "claim", KEY_ANNA, "{}", &r);
     assert_int_equal(r.status, 200);
     mh_http_resp_clear(&r);
-    person("POST", "reply", "{\"text\":\"您好，我是客服 Anna，马上为您处理。\"}", &r);
+    mh_handoff_http(mh_group_mesh, "POST", s_conv, "reply", KEY_ANNA,
+                    "{\"text\":\"您好，我是客服 Anna，马上为您处理。\"}", &r);
     assert_int_equal(r.status, 200);
     mh_http_resp_clear(&r);
 
     /* The customer saw everything up to 6: the reply arrives as number 7. */
-    char *ev = events_until(6, "Anna");
+    char *ev = mh_events_until(mh_group_mesh, s_conv, 6, "Anna", T_TIMEOUT_MS);
     assert_non_null(strstr(ev, "event: message"));
     assert_non_null(strstr(ev, "\"seq\":7"));
     assert_non_null(strstr(ev, "客服 Anna"));
@@ -166,5 +99,5 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_seq_after_trim),
     };
-    return mh_finish(cmocka_run_group_tests(tests, group_setup, group_teardown));
+    return mh_finish(cmocka_run_group_tests(tests, group_setup, mh_group_teardown));
 }

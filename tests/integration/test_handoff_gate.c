@@ -61,9 +61,7 @@ static int setup_dead_model(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    bool alive = s_mesh != NULL && mh_mesh_all_alive(s_mesh);
-    bool clean = mh_mesh_stop(&s_mesh) == 0;
-    return alive && clean ? 0 : -1;
+    return mh_mesh_teardown(&s_mesh);
 }
 
 /* HSET / HDEL on the conversation's state hash in the mesh's Redis. */

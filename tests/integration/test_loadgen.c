@@ -18,23 +18,6 @@
 
 #define RUN_WAIT_MS 30000
 
-static mh_mesh_t *s_mesh;
-
-static int group_setup(void **state)
-{
-    (void)state;
-    s_mesh = mh_mesh_start(NULL);
-    return s_mesh != NULL ? 0 : -1;
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    bool alive = s_mesh != NULL && mh_mesh_all_alive(s_mesh);
-    bool clean = mh_mesh_stop(&s_mesh) == 0;
-    return alive && clean ? 0 : -1;
-}
-
 /* Run mesh-loadgen with args; return its exit code and its JSON line (parsed, owned). */
 static int run_loadgen(char *const args[], json_t **json)
 {
@@ -75,7 +58,7 @@ static void test_closed_loop(void **state)
 {
     (void)state;
     char url[64];
-    snprintf(url, sizeof url, "%s", mh_mesh_url(s_mesh));
+    snprintf(url, sizeof url, "%s", mh_mesh_url(mh_group_mesh));
     char *args[] = {"-u", url,   "-c", "4",   "-t", "3",   "-d", "1.5",
                     "-w", "0.3", "-P", "400", "-l", "mix", NULL};
     json_t *j = NULL;
@@ -99,7 +82,7 @@ static void test_open_loop_holds_rate(void **state)
 {
     (void)state;
     char url[64];
-    snprintf(url, sizeof url, "%s", mh_mesh_url(s_mesh));
+    snprintf(url, sizeof url, "%s", mh_mesh_url(mh_group_mesh));
     char *args[] = {"-u", url, "-c", "4", "-d", "2", "-w", "0.5", "-r", "40", NULL};
     json_t *j = NULL;
     assert_int_equal(run_loadgen(args, &j), 0);
@@ -153,5 +136,5 @@ int main(void)
         cmocka_unit_test(test_unreachable_gateway),
         cmocka_unit_test(test_bad_arguments),
     };
-    return mh_finish(cmocka_run_group_tests(tests, group_setup, group_teardown));
+    return mh_finish(cmocka_run_group_tests(tests, mh_group_setup, mh_group_teardown));
 }

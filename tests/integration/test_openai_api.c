@@ -9,10 +9,7 @@
  * checked for presence and type, unknown top-level keys are refused.
  */
 #define _GNU_SOURCE
-#include <arpa/inet.h>
 #include <errno.h>
-#include <netinet/in.h>
-#include <poll.h>
 #include <signal.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -20,7 +17,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -29,191 +25,7 @@
 
 #define DELAY_MS        150
 #define STREAM_WAIT_MS  8000
-#define MAX_EVENTS      512
 #define CALL_TIMEOUT_MS 8000
-
-/* ---- a minimal SSE client over a raw socket --------------------------------- */
-
-typedef struct {
-    char event[40]; /* "" when the event had no event: line */
-    char *data;
-    uint64_t at_ms; /* when its last byte was read */
-} sse_ev_t;
-
-typedef struct {
-    int fd;
-    uint64_t sent_ms, head_ms; /* request sent / response head complete */
-    int status;
-    char *head;
-    bool chunked, closed, done; /* done: last chunk seen */
-    char *raw;                  /* bytes after the head not yet de-chunked */
-    size_t raw_len;
-    char *body; /* de-chunked body not yet split into events */
-    size_t body_len;
-    sse_ev_t ev[MAX_EVENTS];
-    int n_ev;
-    int pings;
-} sse_t;
-
-static void append(char **buf, size_t *len, const char *p, size_t n)
-{
-    char *nb = realloc(*buf, *len + n + 1);
-    assert_non_null(nb);
-    memcpy(nb + *len, p, n);
-    *len += n;
-    nb[*len] = '\0';
-    *buf = nb;
-}
-
-static void consume(char **buf, size_t *len, size_t n)
-{
-    memmove(*buf, *buf + n, *len - n);
-    *len -= n;
-    (*buf)[*len] = '\0';
-}
-
-/* Split complete events ("...\n\n") out of the body. */
-static void sse_events(sse_t *c, uint64_t now)
-{
-    char *end;
-    while (c->body_len && (end = strstr(c->body, "\n\n")) != NULL) {
-        size_t blen = (size_t)(end - c->body);
-        char *block = strndup(c->body, blen);
-        consume(&c->body, &c->body_len, blen + 2);
-        sse_ev_t ev = {.at_ms = now};
-        char *data = NULL;
-        size_t data_len = 0;
-        bool comment_only = true;
-        for (char *line = strtok(block, "\n"); line; line = strtok(NULL, "\n")) {
-            if (line[0] == ':') {
-                c->pings += strcmp(line, ": ping") == 0;
-                continue;
-            }
-            comment_only = false;
-            if (strncmp(line, "event: ", 7) == 0) {
-                snprintf(ev.event, sizeof(ev.event), "%s", line + 7);
-            } else if (strncmp(line, "data: ", 6) == 0) {
-                if (data)
-                    append(&data, &data_len, "\n", 1);
-                append(&data, &data_len, line + 6, strlen(line + 6));
-            } else {
-                fail_msg("unexpected SSE line '%s'", line);
-            }
-        }
-        free(block);
-        if (comment_only) {
-            free(data);
-            continue;
-        }
-        assert_true(c->n_ev < MAX_EVENTS);
-        ev.data = data ? data : strdup("");
-        c->ev[c->n_ev++] = ev;
-    }
-}
-
-/* De-chunk what is complete in raw into body. */
-static void sse_dechunk(sse_t *c)
-{
-    if (!c->chunked) {
-        append(&c->body, &c->body_len, c->raw, c->raw_len);
-        consume(&c->raw, &c->raw_len, c->raw_len);
-        return;
-    }
-    while (!c->done && c->raw_len) {
-        char *crlf = strstr(c->raw, "\r\n");
-        if (!crlf)
-            return;
-        size_t size = strtoul(c->raw, NULL, 16);
-        size_t hl = (size_t)(crlf - c->raw) + 2;
-        if (c->raw_len < hl + size + 2)
-            return;
-        assert_memory_equal(c->raw + hl + size, "\r\n", 2);
-        if (size == 0)
-            c->done = true;
-        append(&c->body, &c->body_len, c->raw + hl, size);
-        consume(&c->raw, &c->raw_len, hl + size + 2);
-    }
-}
-
-static int tcp_connect(int port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    assert_true(fd >= 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    return fd;
-}
-
-static void sse_open_h(sse_t *c, int port, const char *path, const char *body, const char *accept,
-                       const char *extra)
-{
-    memset(c, 0, sizeof(*c));
-    c->fd = tcp_connect(port);
-    char *req = NULL;
-    int n = asprintf(&req,
-                     "POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                     "Accept: %s\r\n%sContent-Length: %zu\r\nConnection: close\r\n\r\n%s",
-                     path, accept, extra, strlen(body), body);
-    assert_true(n > 0);
-    assert_int_equal(write(c->fd, req, (size_t)n), n);
-    free(req);
-    c->sent_ms = mh_now_ms();
-}
-
-/* Read once (up to wait_ms) and parse. false when nothing more can come. */
-static bool sse_pump(sse_t *c, int wait_ms)
-{
-    if (c->closed)
-        return false;
-    struct pollfd p = {.fd = c->fd, .events = POLLIN};
-    if (poll(&p, 1, wait_ms) <= 0)
-        return true;
-    char buf[16384];
-    ssize_t r = read(c->fd, buf, sizeof(buf));
-    uint64_t now = mh_now_ms();
-    if (r <= 0) {
-        c->closed = true;
-        return false;
-    }
-    if (!c->head_ms) {
-        append(&c->head, &(size_t){c->head ? strlen(c->head) : 0}, buf, (size_t)r);
-        char *end = strstr(c->head, "\r\n\r\n");
-        if (!end)
-            return true;
-        c->head_ms = now;
-        size_t hl = (size_t)(end - c->head) + 4;
-        append(&c->raw, &c->raw_len, c->head + hl, strlen(c->head) - hl);
-        c->head[hl] = '\0';
-        c->status = atoi(c->head + 9);
-        c->chunked = strcasestr(c->head, "Transfer-Encoding: chunked") != NULL;
-    } else {
-        append(&c->raw, &c->raw_len, buf, (size_t)r);
-    }
-    sse_dechunk(c);
-    sse_events(c, now);
-    return true;
-}
-
-/* Pump until the stream ended (last chunk, or close) or timeout. */
-static void sse_run(sse_t *c, int timeout_ms)
-{
-    uint64_t until = mh_now_ms() + (uint64_t)timeout_ms;
-    while (!c->done && mh_now_ms() < until && sse_pump(c, 50)) {
-    }
-}
-
-static void sse_close(sse_t *c)
-{
-    if (c->fd >= 0)
-        close(c->fd);
-    c->fd = -1;
-    for (int i = 0; i < c->n_ev; i++)
-        free(c->ev[i].data);
-    free(c->head);
-    free(c->raw);
-    free(c->body);
-}
 
 /* ---- plain requests over the same raw client (headers are checked too) ----- */
 
@@ -227,9 +39,9 @@ typedef struct {
 static void http_req(int port, const char *method, const char *path, const char *headers,
                      const char *body, resp_t *out)
 {
-    sse_t c;
+    mh_sse_t c;
     memset(&c, 0, sizeof(c));
-    c.fd = tcp_connect(port);
+    c.fd = mh_tcp_connect(port);
     char *req = NULL;
     int n = asprintf(&req,
                      "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\n%s%sContent-Length: %zu\r\n"
@@ -240,7 +52,7 @@ static void http_req(int port, const char *method, const char *path, const char 
     free(req);
     uint64_t until = mh_now_ms() + CALL_TIMEOUT_MS;
     while (!c.closed && mh_now_ms() < until)
-        sse_pump(&c, 50);
+        mh_sse_pump(&c, 50);
     assert_true(c.closed);
     assert_true(c.head_ms > 0);
     out->status = c.status;
@@ -248,7 +60,7 @@ static void http_req(int port, const char *method, const char *path, const char 
     out->json = json_loads(c.body ? c.body : "", 0, NULL);
     if (!out->json)
         fail_msg("%s %s: body is not JSON: %s", method, path, c.body ? c.body : "");
-    sse_close(&c);
+    mh_sse_close(&c);
 }
 
 static void resp_clear(resp_t *r)
@@ -372,9 +184,7 @@ static int group_setup(void **state)
 static int group_teardown(void **state)
 {
     (void)state;
-    bool alive = s_mesh != NULL && mh_mesh_all_alive(s_mesh);
-    bool clean = mh_mesh_stop(&s_mesh) == 0;
-    return alive && clean ? 0 : -1;
+    return mh_mesh_teardown(&s_mesh);
 }
 
 #define Q_ZH "我的保单 P10023 保障什么？"
@@ -487,10 +297,10 @@ static void test_completion_streamed(void **state)
     snprintf(conv, sizeof(conv), "oa-s-%d", (int)getpid());
     snprintf(hdr, sizeof(hdr), "X-Mesh-Conversation-Id: %s\r\n", conv);
     char *body = chat_body("policy_qa", NULL, true, true);
-    sse_t c;
-    sse_open_h(&c, s_port, path, body, "*/*", hdr);
+    mh_sse_t c;
+    mh_sse_open_h(&c, s_port, path, body, "*/*", hdr);
     free(body);
-    sse_run(&c, STREAM_WAIT_MS);
+    mh_sse_run(&c, STREAM_WAIT_MS);
     assert_int_equal(c.status, 200);
     assert_non_null(strcasestr(c.head, "Content-Type: text/event-stream"));
     assert_string_equal(header(c.head, "X-Mesh-Conversation-Id"), conv);
@@ -546,7 +356,7 @@ static void test_completion_streamed(void **state)
                 assert_string_equal(mh_json_str(delta, "role"), "assistant");
             const char *t = mh_json_str(delta, "content");
             assert_non_null(t);
-            append(&text, &text_len, t, strlen(t));
+            mh_buf_append(&text, &text_len, t, strlen(t));
             content_chunks++;
         }
         json_decref(j);
@@ -558,18 +368,18 @@ static void test_completion_streamed(void **state)
     /* the same question gets the same (deterministic) answer as unstreamed */
     assert_string_equal(text, s_reply);
     free(text);
-    sse_close(&c);
+    mh_sse_close(&c);
 
     /* without include_usage there is no usage chunk */
     body = chat_body("policy_qa", NULL, true, false);
-    sse_open_h(&c, s_port, path, body, "text/event-stream", "");
+    mh_sse_open_h(&c, s_port, path, body, "text/event-stream", "");
     free(body);
-    sse_run(&c, STREAM_WAIT_MS);
+    mh_sse_run(&c, STREAM_WAIT_MS);
     assert_int_equal(c.status, 200);
     assert_string_equal(c.ev[c.n_ev - 1].data, "[DONE]");
     for (int i = 0; i < c.n_ev - 1; i++)
         assert_null(strstr(c.ev[i].data, "\"usage\""));
-    sse_close(&c);
+    mh_sse_close(&c);
 }
 
 static void test_errors(void **state)

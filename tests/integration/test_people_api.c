@@ -14,8 +14,6 @@
  * directly (gateway_core is linked).
  */
 #define _GNU_SOURCE
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -23,7 +21,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -87,72 +84,9 @@ static int group_setup(void **state)
 static int group_teardown(void **state)
 {
     (void)state;
-    bool alive = s_mesh != NULL && mh_mesh_all_alive(s_mesh);
-    bool clean = mh_mesh_stop(&s_mesh) == 0;
+    int rc = mh_mesh_teardown(&s_mesh);
     mh_proc_destroy(&s_stub);
-    return alive && clean ? 0 : -1;
-}
-
-/* A people request with key (NULL: no Authorization header). */
-static void people(const char *method, const char *path, const char *key, const char *body,
-                   mh_http_resp_t *r)
-{
-    char url[512], auth[300];
-    snprintf(url, sizeof(url), "%s%s", mh_mesh_url(s_mesh), path);
-    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", key ? key : "");
-    const char *hdrs[] = {auth, NULL};
-    memset(r, 0, sizeof(*r));
-    assert_int_equal(mh_http(method, url, body, key ? hdrs : NULL, T_TIMEOUT_MS, r), 0);
-}
-
-static void post_turn(const char *conv, const char *text, mh_http_resp_t *r)
-{
-    char url[512];
-    snprintf(url, sizeof(url), "%s/v1/conversations/%s/messages", mh_mesh_url(s_mesh), conv);
-    json_t *b = json_pack("{s:s, s:s}", "text", text, "agent", "claims_intake");
-    char *body = json_dumps(b, JSON_COMPACT);
-    json_decref(b);
-    memset(r, 0, sizeof(*r));
-    assert_int_equal(mh_http("POST", url, body, NULL, T_TIMEOUT_MS, r), 0);
-    free(body);
-    assert_int_equal(r->status, 200);
-}
-
-/*
- * GET path on a raw connection (extra header line may be NULL) and read the
- * streamed answer until it contains want (or the deadline). Returns the
- * bytes read (malloc'd).
- */
-static char *stream_until(const char *path, const char *extra, const char *want, int timeout_ms)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    assert_true(fd >= 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(mh_mesh_http_port(s_mesh))};
-    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
-    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    char req[1024];
-    int n =
-        snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: t\r\n%s%sConnection: close\r\n\r\n",
-                 path, extra ? extra : "", extra ? "\r\n" : "");
-    assert_int_equal(write(fd, req, (size_t)n), n);
-    size_t cap = 1 << 16, len = 0;
-    char *buf = calloc(1, cap + 1);
-    uint64_t deadline = mh_now_ms() + (uint64_t)timeout_ms;
-    while (len < cap && !strstr(buf, want)) {
-        uint64_t now = mh_now_ms();
-        if (now >= deadline)
-            break;
-        struct pollfd p = {.fd = fd, .events = POLLIN};
-        if (poll(&p, 1, (int)(deadline - now)) != 1)
-            break;
-        ssize_t r = read(fd, buf + len, cap - len);
-        if (r <= 0)
-            break;
-        len += (size_t)r;
-        buf[len] = '\0';
-    }
-    close(fd);
-    return buf;
+    return rc;
 }
 
 /* The message of a transcript with field == value, or NULL. */
@@ -242,21 +176,21 @@ static void test_static(void **state)
     assert_non_null(strstr(r.body, "/web/console.js"));
     mh_http_resp_clear(&r);
     /* Content type and caching headers, over a raw connection to see them. */
-    char *raw = stream_until("/web/style.css", NULL, "\r\n\r\n", T_TIMEOUT_MS);
+    char *raw = mh_stream_until(s_mesh, "/web/style.css", NULL, "\r\n\r\n", T_TIMEOUT_MS);
     assert_non_null(strstr(raw, "HTTP/1.1 200"));
     assert_non_null(strstr(raw, "Content-Type: text/css; charset=utf-8"));
     assert_non_null(strstr(raw, "Cache-Control: public, max-age=300"));
     free(raw);
-    raw = stream_until("/", NULL, "\r\n\r\n", T_TIMEOUT_MS);
+    raw = mh_stream_until(s_mesh, "/", NULL, "\r\n\r\n", T_TIMEOUT_MS);
     assert_non_null(strstr(raw, "Content-Type: text/html; charset=utf-8"));
     assert_non_null(strstr(raw, "Cache-Control: no-cache"));
     assert_non_null(strstr(raw, "Content-Security-Policy: default-src 'self'"));
     free(raw);
     /* Traversal and unknown files: 404, nothing outside the directory. */
-    raw = stream_until("/web/../CMakeLists.txt", NULL, "\r\n\r\n", T_TIMEOUT_MS);
+    raw = mh_stream_until(s_mesh, "/web/../CMakeLists.txt", NULL, "\r\n\r\n", T_TIMEOUT_MS);
     assert_non_null(strstr(raw, "HTTP/1.1 404"));
     free(raw);
-    raw = stream_until("/web/%2e%2e/README.md", NULL, "\r\n\r\n", T_TIMEOUT_MS);
+    raw = mh_stream_until(s_mesh, "/web/%2e%2e/README.md", NULL, "\r\n\r\n", T_TIMEOUT_MS);
     assert_non_null(strstr(raw, "HTTP/1.1 404"));
     free(raw);
     snprintf(url, sizeof(url), "%s/web/nope.js", mh_mesh_url(s_mesh));
@@ -275,30 +209,31 @@ static void test_auth(void **state)
 {
     (void)state;
     mh_http_resp_t r;
-    people("GET", "/v1/handoff/queue", NULL, NULL, &r);
+    mh_people_http(s_mesh, "GET", "/v1/handoff/queue", NULL, NULL, &r);
     assert_int_equal(r.status, 401);
     assert_string_equal(mh_json_error_code(r.json), "unauthorized");
     mh_http_resp_clear(&r);
-    people("GET", "/v1/handoff/queue", "wang-key-0123456789abcdeX", NULL, &r);
+    mh_people_http(s_mesh, "GET", "/v1/handoff/queue", "wang-key-0123456789abcdeX", NULL, &r);
     assert_int_equal(r.status, 401);
     mh_http_resp_clear(&r);
-    people("GET", "/v1/handoff/queue", "abc", NULL, &r); /* the file's too-short key: skipped */
+    mh_people_http(s_mesh, "GET", "/v1/handoff/queue", "abc", NULL,
+                   &r); /* the file's too-short key: skipped */
     assert_int_equal(r.status, 401);
     mh_http_resp_clear(&r);
-    people("GET", "/v1/handoff/queue", KEY_ZHAO, NULL, &r); /* from the file */
+    mh_people_http(s_mesh, "GET", "/v1/handoff/queue", KEY_ZHAO, NULL, &r); /* from the file */
     assert_int_equal(r.status, 200);
     assert_true(json_is_array(json_object_get(r.json, "items")));
     mh_http_resp_clear(&r);
-    people("GET", "/v1/handoff/queue", KEY_LI, NULL, &r);
+    mh_people_http(s_mesh, "GET", "/v1/handoff/queue", KEY_LI, NULL, &r);
     assert_int_equal(r.status, 200);
     mh_http_resp_clear(&r);
     /* The key is never logged. */
     assert_int_equal(mh_log_count(mh_mesh_proc(s_mesh, MH_GATEWAY, 0), 0, "0123456789abcde"), 0);
     /* Every endpoint is guarded, including the stream. */
-    people("POST", "/v1/handoff/x/claim", NULL, "{}", &r);
+    mh_people_http(s_mesh, "POST", "/v1/handoff/x/claim", NULL, "{}", &r);
     assert_int_equal(r.status, 401);
     mh_http_resp_clear(&r);
-    char *raw = stream_until("/v1/handoff/events", NULL, "\r\n\r\n", T_TIMEOUT_MS);
+    char *raw = mh_stream_until(s_mesh, "/v1/handoff/events", NULL, "\r\n\r\n", T_TIMEOUT_MS);
     assert_non_null(strstr(raw, "HTTP/1.1 401"));
     free(raw);
 }
@@ -311,14 +246,15 @@ static void test_walk(void **state)
     mh_http_resp_t r, t;
     char path[256];
     /* The customer reports an injury: claims_intake hands over (its own rule). */
-    post_turn(s_conv, "昨天下午三点在延安路口被追尾了，我们这边有人受伤了", &r);
+    mh_turn(s_mesh, s_conv, "昨天下午三点在延安路口被追尾了，我们这边有人受伤了", NULL,
+            "claims_intake", &r);
     assert_string_equal(mh_json_str(r.json, "handoff"), "pending");
     json_t *final_slots = json_incref(json_object_get(json_object_get(r.json, "state"), "slots"));
     assert_true(json_is_object(final_slots));
     assert_true(json_object_size(final_slots) > 0);
     mh_http_resp_clear(&r);
 
-    people("GET", "/v1/handoff/queue", KEY_WANG, NULL, &r);
+    mh_people_http(s_mesh, "GET", "/v1/handoff/queue", KEY_WANG, NULL, &r);
     assert_int_equal(r.status, 200);
     const json_t *it = queue_item(r.json, s_conv);
     assert_non_null(it);
@@ -330,71 +266,72 @@ static void test_walk(void **state)
     /* The console's queue stream shows it. */
     char auth[128];
     snprintf(auth, sizeof(auth), "Authorization: Bearer %s", KEY_WANG);
-    char *raw = stream_until("/v1/handoff/events", auth, s_conv, T_TIMEOUT_MS);
+    char *raw = mh_stream_until(s_mesh, "/v1/handoff/events", auth, s_conv, T_TIMEOUT_MS);
     assert_non_null(strstr(raw, "text/event-stream"));
     assert_non_null(strstr(raw, "event: queue"));
     assert_non_null(strstr(raw, s_conv));
     free(raw);
 
     /* Unknown conversation: 404; bad id: 400; reply before a claim: 409. */
-    people("POST", "/v1/handoff/no-such-conv-xyz/claim", KEY_WANG, NULL, &r);
+    mh_people_http(s_mesh, "POST", "/v1/handoff/no-such-conv-xyz/claim", KEY_WANG, NULL, &r);
     assert_int_equal(r.status, 404);
     mh_http_resp_clear(&r);
-    people("POST", "/v1/handoff/bad$id/claim", KEY_WANG, NULL, &r);
+    mh_people_http(s_mesh, "POST", "/v1/handoff/bad$id/claim", KEY_WANG, NULL, &r);
     assert_int_equal(r.status, 400);
     mh_http_resp_clear(&r);
     snprintf(path, sizeof(path), "/v1/handoff/%s/reply", s_conv);
-    people("POST", path, KEY_WANG, "{\"text\":\"hello\"}", &r);
+    mh_people_http(s_mesh, "POST", path, KEY_WANG, "{\"text\":\"hello\"}", &r);
     assert_int_equal(r.status, 409);
     assert_string_equal(mh_json_error_code(r.json), "conflict");
     mh_http_resp_clear(&r);
 
     /* Claim: wang gets it, li conflicts. */
     snprintf(path, sizeof(path), "/v1/handoff/%s/claim", s_conv);
-    people("POST", path, KEY_WANG, NULL, &r);
+    mh_people_http(s_mesh, "POST", path, KEY_WANG, NULL, &r);
     assert_int_equal(r.status, 200);
     assert_string_equal(mh_json_str(r.json, "state"), "human");
     mh_http_resp_clear(&r);
-    people("POST", path, KEY_LI, NULL, &r);
+    mh_people_http(s_mesh, "POST", path, KEY_LI, NULL, &r);
     assert_int_equal(r.status, 409);
     mh_http_resp_clear(&r);
-    people("GET", path, KEY_WANG, NULL, &r); /* claim is POST only */
+    mh_people_http(s_mesh, "GET", path, KEY_WANG, NULL, &r); /* claim is POST only */
     assert_int_equal(r.status, 405);
     mh_http_resp_clear(&r);
 
     /* Reply: bad bodies refused; li is not the holder; wang's reply is recorded once. */
     snprintf(path, sizeof(path), "/v1/handoff/%s/reply", s_conv);
-    people("POST", path, KEY_WANG, "{\"text\":\"\"}", &r);
+    mh_people_http(s_mesh, "POST", path, KEY_WANG, "{\"text\":\"\"}", &r);
     assert_int_equal(r.status, 400);
     mh_http_resp_clear(&r);
-    people("POST", path, KEY_WANG, "{\"text\":", &r);
+    mh_people_http(s_mesh, "POST", path, KEY_WANG, "{\"text\":", &r);
     assert_int_equal(r.status, 400);
     mh_http_resp_clear(&r);
-    people("POST", path, KEY_LI, "{\"text\":\"x\",\"message_id\":\"l1\"}", &r);
+    mh_people_http(s_mesh, "POST", path, KEY_LI, "{\"text\":\"x\",\"message_id\":\"l1\"}", &r);
     assert_int_equal(r.status, 409);
     mh_http_resp_clear(&r);
     static const char reply[] = "{\"text\":\"您好，我是理赔员小王，请问伤者情况如何？\","
                                 "\"message_id\":\"w1\"}";
-    people("POST", path, KEY_WANG, reply, &r);
+    mh_people_http(s_mesh, "POST", path, KEY_WANG, reply, &r);
     assert_int_equal(r.status, 200);
     assert_true(json_is_false(json_object_get(r.json, "duplicate")));
     /* A web conversation: nothing to push, the page reads the events stream. */
     assert_string_equal(mh_json_str(json_object_get(r.json, "delivery"), "status"), "not_needed");
     mh_http_resp_clear(&r);
-    people("POST", path, KEY_WANG, reply, &r);
+    mh_people_http(s_mesh, "POST", path, KEY_WANG, reply, &r);
     assert_int_equal(r.status, 200);
     assert_true(json_is_true(json_object_get(r.json, "duplicate")));
     mh_http_resp_clear(&r);
 
     /* A note: internal. */
     snprintf(path, sizeof(path), "/v1/handoff/%s/note", s_conv);
-    people("POST", path, KEY_WANG, "{\"text\":\"internal: called the customer\"}", &r);
+    mh_people_http(s_mesh, "POST", path, KEY_WANG, "{\"text\":\"internal: called the customer\"}",
+                   &r);
     assert_int_equal(r.status, 200);
     mh_http_resp_clear(&r);
 
     /* The transcript: the reply (once), the note, the slots as the FINAL had them. */
     snprintf(path, sizeof(path), "/v1/handoff/%s", s_conv);
-    people("GET", path, KEY_LI, NULL, &t);
+    mh_people_http(s_mesh, "GET", path, KEY_LI, NULL, &t);
     assert_int_equal(t.status, 200);
     const json_t *hm = find_msg(t.json, "message_id", "w1");
     assert_non_null(hm);
@@ -426,7 +363,7 @@ static void test_walk(void **state)
     /* The customer's event stream: the reply arrives, the note never does. */
     snprintf(path, sizeof(path), "/v1/conversations/%s/events?after=%lld", s_conv,
              (long long)(reply_seq - 1));
-    raw = stream_until(path, NULL, "event: handoff", T_TIMEOUT_MS);
+    raw = mh_stream_until(s_mesh, path, NULL, "event: handoff", T_TIMEOUT_MS);
     assert_non_null(strstr(raw, "text/event-stream"));
     assert_non_null(strstr(raw, "event: message"));
     assert_non_null(strstr(raw, "理赔员小王"));
@@ -437,26 +374,27 @@ static void test_walk(void **state)
 
     /* Release: only the holder; then the queue no longer has it. */
     snprintf(path, sizeof(path), "/v1/handoff/%s/release", s_conv);
-    people("POST", path, KEY_LI, "{\"summary\":\"x\"}", &r);
+    mh_people_http(s_mesh, "POST", path, KEY_LI, "{\"summary\":\"x\"}", &r);
     assert_int_equal(r.status, 409);
     mh_http_resp_clear(&r);
-    people("POST", path, KEY_WANG, "{\"summary\":\"injury claim handled by phone\"}", &r);
+    mh_people_http(s_mesh, "POST", path, KEY_WANG,
+                   "{\"summary\":\"injury claim handled by phone\"}", &r);
     assert_int_equal(r.status, 200);
     mh_http_resp_clear(&r);
-    people("GET", "/v1/handoff/queue", KEY_WANG, NULL, &r);
+    mh_people_http(s_mesh, "GET", "/v1/handoff/queue", KEY_WANG, NULL, &r);
     assert_null(queue_item(r.json, s_conv));
     mh_http_resp_clear(&r);
     snprintf(path, sizeof(path), "/v1/handoff/%s", s_conv);
-    people("GET", path, KEY_WANG, NULL, &t);
+    mh_people_http(s_mesh, "GET", path, KEY_WANG, NULL, &t);
     assert_string_equal(mh_json_str(json_object_get(t.json, "handoff"), "state"), "bot");
     assert_non_null(find_msg(t.json, "text", "injury claim handled by phone"));
     mh_http_resp_clear(&t);
     /* A second release: not held any more. */
-    people("POST", path, KEY_WANG, NULL, &r);
+    mh_people_http(s_mesh, "POST", path, KEY_WANG, NULL, &r);
     assert_int_equal(r.status, 405); /* GET-only path: the transcript */
     mh_http_resp_clear(&r);
     snprintf(path, sizeof(path), "/v1/handoff/%s/release", s_conv);
-    people("POST", path, KEY_WANG, NULL, &r);
+    mh_people_http(s_mesh, "POST", path, KEY_WANG, NULL, &r);
     assert_int_equal(r.status, 409);
     mh_http_resp_clear(&r);
 }
@@ -499,14 +437,15 @@ static void test_reply_delivered(void **state)
     assert_int_equal(mh_mesh_call(s_mesh, "memory", "conv.bind", conv, args, T_TIMEOUT_MS, NULL),
                      0);
     json_decref(args);
-    post_turn(conv, "I had an accident, I want to talk to a human", &r);
+    mh_turn(s_mesh, conv, "I had an accident, I want to talk to a human", NULL, "claims_intake",
+            &r);
     assert_string_equal(mh_json_str(r.json, "handoff"), "pending");
     mh_http_resp_clear(&r);
-    people("POST", "/v1/handoff/tg:4242/claim", KEY_WANG, NULL, &r);
+    mh_people_http(s_mesh, "POST", "/v1/handoff/tg:4242/claim", KEY_WANG, NULL, &r);
     assert_int_equal(r.status, 200);
     mh_http_resp_clear(&r);
-    people("POST", "/v1/handoff/tg:4242/reply", KEY_WANG,
-           "{\"text\":\"Wang here, calling you now\",\"message_id\":\"tg-r1\"}", &r);
+    mh_people_http(s_mesh, "POST", "/v1/handoff/tg:4242/reply", KEY_WANG,
+                   "{\"text\":\"Wang here, calling you now\",\"message_id\":\"tg-r1\"}", &r);
     assert_int_equal(r.status, 200);
     const json_t *d = json_object_get(r.json, "delivery");
     assert_string_equal(mh_json_str(d, "channel"), "telegram");
@@ -518,8 +457,8 @@ static void test_reply_delivered(void **state)
         poll(NULL, 0, 50); /* between polls of the condition (bounded by the deadline) */
     assert_int_equal(stub_sent("Wang here, calling you now"), 1);
     /* A retried reply (same message_id) is not sent twice. */
-    people("POST", "/v1/handoff/tg:4242/reply", KEY_WANG,
-           "{\"text\":\"Wang here, calling you now\",\"message_id\":\"tg-r1\"}", &r);
+    mh_people_http(s_mesh, "POST", "/v1/handoff/tg:4242/reply", KEY_WANG,
+                   "{\"text\":\"Wang here, calling you now\",\"message_id\":\"tg-r1\"}", &r);
     assert_string_equal(mh_json_str(json_object_get(r.json, "delivery"), "status"), "duplicate");
     mh_http_resp_clear(&r);
     assert_int_equal(stub_sent("Wang here, calling you now"), 1);

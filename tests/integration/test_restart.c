@@ -22,27 +22,10 @@
 #define READY_WAIT_MS   20000
 #define CALL_TIMEOUT_MS 5000
 
-static mh_mesh_t *s_mesh;
-
-static int group_setup(void **state)
-{
-    (void)state;
-    s_mesh = mh_mesh_start(NULL);
-    return s_mesh != NULL ? 0 : -1;
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    bool alive = s_mesh != NULL && mh_mesh_all_alive(s_mesh);
-    bool clean = mh_mesh_stop(&s_mesh) == 0;
-    return alive && clean ? 0 : -1;
-}
-
 static char *post_ok(const char *conv, const char *text, const char *mid, bool *duplicate)
 {
     mh_http_resp_t r;
-    assert_int_equal(mh_post_message(s_mesh, conv, text, mid, &r), 0);
+    assert_int_equal(mh_post_message(mh_group_mesh, conv, text, mid, &r), 0);
     if (r.status != 200) {
         fail_msg("POST %s: %ld %s", text, r.status, r.body);
     }
@@ -65,7 +48,7 @@ static char *post_ok(const char *conv, const char *text, const char *mid, bool *
 static json_t *get_messages(const char *conv)
 {
     mh_http_resp_t r;
-    assert_int_equal(mh_get_conversation(s_mesh, conv, &r), 0);
+    assert_int_equal(mh_get_conversation(mh_group_mesh, conv, &r), 0);
     if (r.status != 200) {
         fail_msg("GET %s: %ld %s", conv, r.status, r.body);
     }
@@ -77,14 +60,14 @@ static json_t *get_messages(const char *conv)
 
 static void restart(mh_svc_t svc)
 {
-    mh_proc_t *p = mh_mesh_proc(s_mesh, svc, 0);
+    mh_proc_t *p = mh_mesh_proc(mh_group_mesh, svc, 0);
     assert_non_null(p);
     int rc = mh_proc_stop(p, STOP_WAIT_MS);
     if (rc != 0) {
         fail_msg("%s exited %d after SIGTERM (want 0)", mh_proc_name(p), rc);
     }
     assert_int_equal(mh_proc_restart(p), 0);
-    if (mh_mesh_wait_ready(s_mesh, READY_WAIT_MS) != 0) {
+    if (mh_mesh_wait_ready(mh_group_mesh, READY_WAIT_MS) != 0) {
         fail_msg("mesh not ready after restarting %s", mh_proc_name(p));
     }
 }
@@ -116,12 +99,8 @@ static void test_history_survives_memory_and_router_restart(void **state)
     assert_string_equal(again, r2);
 
     /* a follow-up without the number: the policy comes from the stored history */
-    json_t *args =
-        json_pack("{s:s, s:{s:s}}", "name", "policy.lookup", "arguments", "policy_no", "P10023");
     json_t *data = NULL;
-    assert_int_equal(mh_mesh_call(s_mesh, "tools", "tool.call", NULL, args, CALL_TIMEOUT_MS, &data),
-                     0);
-    json_decref(args);
+    assert_int_equal(mh_policy_lookup(mh_group_mesh, "P10023", CALL_TIMEOUT_MS, &data), 0);
     json_t *wait_days = json_object_get(json_object_get(data, "result"), "waiting_period_days");
     assert_true(json_is_number(wait_days));
     char days[32];
@@ -163,5 +142,5 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_history_survives_memory_and_router_restart),
     };
-    return mh_finish(cmocka_run_group_tests(tests, group_setup, group_teardown));
+    return mh_finish(cmocka_run_group_tests(tests, mh_group_setup, mh_group_teardown));
 }

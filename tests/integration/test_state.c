@@ -58,9 +58,7 @@ static mh_prom_t *scrape_router(void)
 static int group_teardown(void **state)
 {
     (void)state;
-    bool alive = s_mesh != NULL && mh_mesh_all_alive(s_mesh);
-    bool clean = mh_mesh_stop(&s_mesh) == 0;
-    return alive && clean ? 0 : -1;
+    return mh_mesh_teardown(&s_mesh);
 }
 
 static void post_ok(const char *conv, const char *text, const char *mid, mh_http_resp_t *r)

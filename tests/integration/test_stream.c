@@ -10,9 +10,7 @@
  * while the answer is still being produced.
  */
 #define _GNU_SOURCE
-#include <arpa/inet.h>
 #include <errno.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -20,7 +18,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -30,196 +27,7 @@
 
 #define DELAY_MS        400 /* MESH_LLM_DELAY_MS of this mesh */
 #define STREAM_WAIT_MS  8000
-#define MAX_EVENTS      512
 #define CALL_TIMEOUT_MS 5000
-
-/* ---- a minimal SSE client over a raw socket --------------------------------- */
-
-typedef struct {
-    char event[40]; /* "" when the event had no event: line */
-    char *data;
-    uint64_t at_ms; /* when its last byte was read */
-} sse_ev_t;
-
-typedef struct {
-    int fd;
-    uint64_t sent_ms, head_ms; /* request sent / response head complete */
-    int status;
-    char *head;
-    bool chunked, closed, done; /* done: last chunk seen */
-    char *raw;                  /* bytes after the head not yet de-chunked */
-    size_t raw_len;
-    char *body; /* de-chunked body not yet split into events */
-    size_t body_len;
-    sse_ev_t ev[MAX_EVENTS];
-    int n_ev;
-    int pings;
-} sse_t;
-
-static void append(char **buf, size_t *len, const char *p, size_t n)
-{
-    char *nb = realloc(*buf, *len + n + 1);
-    assert_non_null(nb);
-    memcpy(nb + *len, p, n);
-    *len += n;
-    nb[*len] = '\0';
-    *buf = nb;
-}
-
-static void consume(char **buf, size_t *len, size_t n)
-{
-    memmove(*buf, *buf + n, *len - n);
-    *len -= n;
-    (*buf)[*len] = '\0';
-}
-
-/* Split complete events ("...\n\n") out of the body. */
-static void sse_events(sse_t *c, uint64_t now)
-{
-    char *end;
-    while (c->body_len && (end = strstr(c->body, "\n\n")) != NULL) {
-        size_t blen = (size_t)(end - c->body);
-        char *block = strndup(c->body, blen);
-        consume(&c->body, &c->body_len, blen + 2);
-        sse_ev_t ev = {.at_ms = now};
-        char *data = NULL;
-        size_t data_len = 0;
-        bool comment_only = true;
-        for (char *line = strtok(block, "\n"); line; line = strtok(NULL, "\n")) {
-            if (line[0] == ':') {
-                c->pings += strcmp(line, ": ping") == 0;
-                continue;
-            }
-            comment_only = false;
-            if (strncmp(line, "event: ", 7) == 0) {
-                snprintf(ev.event, sizeof(ev.event), "%s", line + 7);
-            } else if (strncmp(line, "data: ", 6) == 0) {
-                if (data)
-                    append(&data, &data_len, "\n", 1);
-                append(&data, &data_len, line + 6, strlen(line + 6));
-            } else {
-                fail_msg("unexpected SSE line '%s'", line);
-            }
-        }
-        free(block);
-        if (comment_only) {
-            free(data);
-            continue;
-        }
-        assert_true(c->n_ev < MAX_EVENTS);
-        ev.data = data ? data : strdup("");
-        c->ev[c->n_ev++] = ev;
-    }
-}
-
-/* De-chunk what is complete in raw into body. */
-static void sse_dechunk(sse_t *c)
-{
-    if (!c->chunked) {
-        append(&c->body, &c->body_len, c->raw, c->raw_len);
-        consume(&c->raw, &c->raw_len, c->raw_len);
-        return;
-    }
-    while (!c->done && c->raw_len) {
-        char *crlf = strstr(c->raw, "\r\n");
-        if (!crlf)
-            return;
-        size_t size = strtoul(c->raw, NULL, 16);
-        size_t hl = (size_t)(crlf - c->raw) + 2;
-        if (c->raw_len < hl + size + 2)
-            return;
-        assert_memory_equal(c->raw + hl + size, "\r\n", 2);
-        if (size == 0)
-            c->done = true;
-        append(&c->body, &c->body_len, c->raw + hl, size);
-        consume(&c->raw, &c->raw_len, hl + size + 2);
-    }
-}
-
-static int tcp_connect(int port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    assert_true(fd >= 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    return fd;
-}
-
-static void sse_open_h(sse_t *c, int port, const char *path, const char *body, const char *accept,
-                       const char *extra)
-{
-    memset(c, 0, sizeof(*c));
-    c->fd = tcp_connect(port);
-    char *req = NULL;
-    int n = asprintf(&req,
-                     "POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                     "Accept: %s\r\n%sContent-Length: %zu\r\nConnection: close\r\n\r\n%s",
-                     path, accept, extra, strlen(body), body);
-    assert_true(n > 0);
-    assert_int_equal(write(c->fd, req, (size_t)n), n);
-    free(req);
-    c->sent_ms = mh_now_ms();
-}
-
-static void sse_open(sse_t *c, int port, const char *path, const char *body, const char *accept)
-{
-    sse_open_h(c, port, path, body, accept, "");
-}
-
-/* Read once (up to wait_ms) and parse. false when nothing more can come. */
-static bool sse_pump(sse_t *c, int wait_ms)
-{
-    if (c->closed)
-        return false;
-    struct pollfd p = {.fd = c->fd, .events = POLLIN};
-    if (poll(&p, 1, wait_ms) <= 0)
-        return true;
-    char buf[16384];
-    ssize_t r = read(c->fd, buf, sizeof(buf));
-    uint64_t now = mh_now_ms();
-    if (r <= 0) {
-        c->closed = true;
-        return false;
-    }
-    if (!c->head_ms) {
-        append(&c->head, &(size_t){c->head ? strlen(c->head) : 0}, buf, (size_t)r);
-        char *end = strstr(c->head, "\r\n\r\n");
-        if (!end)
-            return true;
-        c->head_ms = now;
-        size_t hl = (size_t)(end - c->head) + 4;
-        append(&c->raw, &c->raw_len, c->head + hl, strlen(c->head) - hl);
-        c->head[hl] = '\0';
-        c->status = atoi(c->head + 9);
-        c->chunked = strcasestr(c->head, "Transfer-Encoding: chunked") != NULL;
-    } else {
-        append(&c->raw, &c->raw_len, buf, (size_t)r);
-    }
-    sse_dechunk(c);
-    sse_events(c, now);
-    return true;
-}
-
-/* Pump until the stream ended (last chunk, or close) or timeout. */
-static void sse_run(sse_t *c, int timeout_ms)
-{
-    uint64_t until = mh_now_ms() + (uint64_t)timeout_ms;
-    while (!c->done && mh_now_ms() < until && sse_pump(c, 50)) {
-    }
-}
-
-static void sse_close(sse_t *c)
-{
-    if (c->fd >= 0)
-        close(c->fd);
-    c->fd = -1;
-    for (int i = 0; i < c->n_ev; i++)
-        free(c->ev[i].data);
-    free(c->head);
-    free(c->raw);
-    free(c->body);
-}
 
 /* ---- the mesh --------------------------------------------------------------- */
 
@@ -240,9 +48,7 @@ static int group_setup(void **state)
 static int group_teardown(void **state)
 {
     (void)state;
-    bool alive = s_mesh != NULL && mh_mesh_all_alive(s_mesh);
-    bool clean = mh_mesh_stop(&s_mesh) == 0;
-    return alive && clean ? 0 : -1;
+    return mh_mesh_teardown(&s_mesh);
 }
 
 static void turn_path(char *out, size_t n, const char *conv)
@@ -250,7 +56,7 @@ static void turn_path(char *out, size_t n, const char *conv)
     snprintf(out, n, "/v1/conversations/%s/messages", conv);
 }
 
-static const sse_ev_t *find_event(const sse_t *c, const char *name, int from)
+static const mh_sse_ev_t *find_event(const mh_sse_t *c, const char *name, int from)
 {
     for (int i = from; i < c->n_ev; i++)
         if (strcmp(c->ev[i].event, name) == 0)
@@ -266,11 +72,11 @@ static void test_stream_deltas_then_final(void **state)
     char conv[64], path[128];
     snprintf(conv, sizeof(conv), "sse-a-%d", (int)getpid());
     turn_path(path, sizeof(path), conv);
-    sse_t c;
-    sse_open(&c, mh_mesh_http_port(s_mesh), path,
-             "{\"text\": \"我的保单 P10023 保障什么？\", \"message_id\": \"s1\"}",
-             "text/event-stream");
-    sse_run(&c, STREAM_WAIT_MS);
+    mh_sse_t c;
+    mh_sse_open(&c, mh_mesh_http_port(s_mesh), path,
+                "{\"text\": \"我的保单 P10023 保障什么？\", \"message_id\": \"s1\"}",
+                "text/event-stream");
+    mh_sse_run(&c, STREAM_WAIT_MS);
     assert_int_equal(c.status, 200);
     assert_non_null(strcasestr(c.head, "Content-Type: text/event-stream"));
     assert_true(c.chunked);
@@ -293,7 +99,7 @@ static void test_stream_deltas_then_final(void **state)
             assert_non_null(d);
             const char *t = mh_json_str(d, "text");
             assert_non_null(t);
-            append(&text, &text_len, t, strlen(t));
+            mh_buf_append(&text, &text_len, t, strlen(t));
             json_decref(d);
             if (first_delta < 0)
                 first_delta = i;
@@ -316,7 +122,7 @@ static void test_stream_deltas_then_final(void **state)
     assert_true(mh_has_cjk(text));
 
     /* the tool activity: policy_qa looked the policy up */
-    const sse_ev_t *tool = find_event(&c, "tool", 0);
+    const mh_sse_ev_t *tool = find_event(&c, "tool", 0);
     assert_non_null(tool);
     json_t *tj = json_loads(tool->data, 0, NULL);
     assert_non_null(tj);
@@ -333,7 +139,7 @@ static void test_stream_deltas_then_final(void **state)
     mh_http_resp_clear(&r);
     json_decref(fin);
     free(text);
-    sse_close(&c);
+    mh_sse_close(&c);
 }
 
 /* A failed turn ends the stream with an error event. */
@@ -343,22 +149,22 @@ static void test_stream_error_event(void **state)
     char conv[64], path[128];
     snprintf(conv, sizeof(conv), "sse-e-%d", (int)getpid());
     turn_path(path, sizeof(path), conv);
-    sse_t c;
+    mh_sse_t c;
     /* a deadline shorter than one model call: the turn times out */
-    sse_open_h(&c, mh_mesh_http_port(s_mesh), path, "{\"text\": \"P10023 保障什么？\"}",
-               "text/event-stream", "X-Mesh-Timeout-Ms: 100\r\n");
-    sse_run(&c, STREAM_WAIT_MS);
+    mh_sse_open_h(&c, mh_mesh_http_port(s_mesh), path, "{\"text\": \"P10023 保障什么？\"}",
+                  "text/event-stream", "X-Mesh-Timeout-Ms: 100\r\n");
+    mh_sse_run(&c, STREAM_WAIT_MS);
     assert_int_equal(c.status, 200);
     assert_true(c.done);
     assert_true(c.n_ev >= 1);
-    const sse_ev_t *e = &c.ev[c.n_ev - 1];
+    const mh_sse_ev_t *e = &c.ev[c.n_ev - 1];
     assert_string_equal(e->event, "error");
     json_t *j = json_loads(e->data, 0, NULL);
     assert_non_null(j);
     assert_string_equal(mh_json_error_code(j), "deadline_exceeded");
     json_decref(j);
     assert_null(find_event(&c, "final", 0));
-    sse_close(&c);
+    mh_sse_close(&c);
 
     /* Without the Accept header the same request is an ordinary JSON error. */
     mh_http_resp_t r;
@@ -384,16 +190,16 @@ static void test_stream_client_disconnect(void **state)
     mh_proc_t *router = mh_mesh_proc(s_mesh, MH_ROUTER, 0);
     size_t rmark = mh_log_mark(router);
 
-    sse_t c;
-    sse_open(&c, mh_mesh_http_port(s_mesh), path,
-             "{\"text\": \"P10023 的免赔额是多少？\", \"message_id\": \"d1\"}",
-             "text/event-stream");
+    mh_sse_t c;
+    mh_sse_open(&c, mh_mesh_http_port(s_mesh), path,
+                "{\"text\": \"P10023 的免赔额是多少？\", \"message_id\": \"d1\"}",
+                "text/event-stream");
     uint64_t until = mh_now_ms() + STREAM_WAIT_MS;
-    while (!find_event(&c, "tool", 0) && mh_now_ms() < until && sse_pump(&c, 20)) {
+    while (!find_event(&c, "tool", 0) && mh_now_ms() < until && mh_sse_pump(&c, 20)) {
     }
     assert_non_null(find_event(&c, "tool", 0));
     assert_null(find_event(&c, "final", 0));
-    sse_close(&c);
+    mh_sse_close(&c);
 
     /* The gateway sent CANCEL and the router handed it to the turn. */
     assert_true(
@@ -482,24 +288,24 @@ static void test_stream_disconnect_records_interrupted(void **state)
     char conv[64], path[128];
     snprintf(conv, sizeof(conv), "sse-i-%d", (int)getpid());
     turn_path(path, sizeof(path), conv);
-    sse_t c;
-    sse_open(&c, mh_mesh_http_port(m), path, "{\"text\": \"讲个故事\", \"message_id\": \"i1\"}",
-             "text/event-stream");
+    mh_sse_t c;
+    mh_sse_open(&c, mh_mesh_http_port(m), path, "{\"text\": \"讲个故事\", \"message_id\": \"i1\"}",
+                "text/event-stream");
     /* three deltas, arriving one model token apart, then leave */
     uint64_t until = mh_now_ms() + STREAM_WAIT_MS;
     int n_delta = 0;
-    while (n_delta < 3 && mh_now_ms() < until && sse_pump(&c, 20)) {
+    while (n_delta < 3 && mh_now_ms() < until && mh_sse_pump(&c, 20)) {
         n_delta = 0;
         for (int i = 0; i < c.n_ev; i++)
             n_delta += strcmp(c.ev[i].event, "delta") == 0;
     }
     assert_int_equal(n_delta, 3);
-    const sse_ev_t *d0 = find_event(&c, "delta", 0);
-    const sse_ev_t *d1 = find_event(&c, "delta", (int)(d0 - c.ev) + 1);
+    const mh_sse_ev_t *d0 = find_event(&c, "delta", 0);
+    const mh_sse_ev_t *d1 = find_event(&c, "delta", (int)(d0 - c.ev) + 1);
     /* paced by the model, not batched by the mesh */
     assert_true(d1->at_ms - d0->at_ms >= SLOW_TOKEN_MS / 2);
     assert_null(find_event(&c, "final", 0));
-    sse_close(&c);
+    mh_sse_close(&c);
 
     /* the interrupted answer lands in the log: some of the text, not all of it */
     bool found = false;

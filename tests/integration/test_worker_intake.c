@@ -21,69 +21,15 @@
 
 #include "mesh_harness.h"
 
-static mh_mesh_t *s_mesh;
-
-static int group_setup(void **state)
-{
-    (void)state;
-    s_mesh = mh_mesh_start(NULL);
-    return s_mesh != NULL ? 0 : -1;
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    bool alive = s_mesh != NULL && mh_mesh_all_alive(s_mesh);
-    bool clean = mh_mesh_stop(&s_mesh) == 0;
-    return alive && clean ? 0 : -1;
-}
-
-/* POST a message (asking for agent when non-NULL); asserts 200 and returns the reply. */
-static const char *turn_as(const char *conv, const char *text, const char *mid, const char *agent,
-                           mh_http_resp_t *r)
-{
-    char url[256];
-    snprintf(url, sizeof(url), "%s/v1/conversations/%s/messages", mh_mesh_url(s_mesh), conv);
-    json_t *b = json_pack("{s:s, s:s}", "text", text, "message_id", mid);
-    if (agent != NULL)
-        json_object_set_new(b, "agent", json_string(agent));
-    char *body = json_dumps(b, JSON_COMPACT);
-    json_decref(b);
-    int rc = mh_http("POST", url, body, NULL, 15000, r);
-    free(body);
-    if (rc != 0 || r->status != 200 || r->json == NULL)
-        fail_msg("turn '%s' on %s: status %ld body %s %s", text, conv, r->status,
-                 r->body ? r->body : "", r->curl_err);
-    const char *reply = mh_json_str(r->json, "reply");
-    assert_non_null(reply);
-    if (getenv("MESH_TEST_VERBOSE") != NULL)
-        fprintf(stderr, "> %s\n< %s\n\n", text, reply);
-    return reply;
-}
-
 /* A message for the claims_intake worker. */
 static const char *turn(const char *conv, const char *text, const char *mid, mh_http_resp_t *r)
 {
-    return turn_as(conv, text, mid, "claims_intake", r);
-}
-
-static const json_t *fstate(const mh_http_resp_t *r)
-{
-    const json_t *s = json_object_get(r->json, "state");
-    if (!json_is_object(s))
-        fail_msg("no state in the turn's answer: %s", r->body);
-    return s;
+    return mh_turn(mh_group_mesh, conv, text, mid, "claims_intake", r);
 }
 
 static const char *slot(const mh_http_resp_t *r, const char *name)
 {
-    return mh_json_str(json_object_get(fstate(r), "slots"), name);
-}
-
-static const char *mode(const mh_http_resp_t *r)
-{
-    const char *m = mh_json_str(fstate(r), "mode");
-    return m ? m : "";
+    return mh_json_str(json_object_get(mh_turn_state(r), "slots"), name);
 }
 
 static void assert_slot(const mh_http_resp_t *r, const char *name, const char *want)
@@ -93,30 +39,11 @@ static void assert_slot(const mh_http_resp_t *r, const char *name, const char *w
         fail_msg("slot %s = '%s', want '%s' (%s)", name, got ? got : "(absent)", want, r->body);
 }
 
-static void assert_has(const char *s, const char *needle)
-{
-    if (strstr(s, needle) == NULL)
-        fail_msg("'%s' not in:\n%s", needle, s);
-}
-
-static bool tool_called_ok(const mh_http_resp_t *r, const char *name)
-{
-    size_t i;
-    json_t *c;
-    json_array_foreach(json_object_get(r->json, "tool_calls"), i, c)
-    {
-        if (strcmp(mh_json_str(c, "name") ? mh_json_str(c, "name") : "", name) == 0 &&
-            json_is_true(json_object_get(c, "ok")))
-            return true;
-    }
-    return false;
-}
-
 /* GET /v1/claims/<no>: asserts 200 and returns the record (caller decrefs). */
 static json_t *get_claim(const char *no)
 {
     char url[256];
-    snprintf(url, sizeof(url), "%s/v1/claims/%s", mh_mesh_url(s_mesh), no);
+    snprintf(url, sizeof(url), "%s/v1/claims/%s", mh_mesh_url(mh_group_mesh), no);
     mh_http_resp_t r;
     assert_int_equal(mh_http_get(url, &r), 0);
     if (r.status != 200 || r.json == NULL)
@@ -131,12 +58,12 @@ static void test_seed_batch_mode(void **state)
 {
     (void)state;
     char conv[64];
-    snprintf(conv, sizeof(conv), "intake-batch-%d", (int)getpid());
+    mh_conv_id(conv, sizeof(conv), "intake-batch");
     mh_http_resp_t r;
 
     const char *reply = turn(conv, "我要报案", "b1", &r);
     assert_string_equal(mh_json_str(r.json, "agent"), "claims_intake");
-    assert_has(reply, "什么时候");
+    mh_assert_has(reply, "什么时候");
     mh_http_resp_clear(&r);
 
     reply = turn(conv, "昨天下午三点在延安路和人追尾了，对方全责，车灯坏了，没人受伤", "b2", &r);
@@ -146,14 +73,14 @@ static void test_seed_batch_mode(void **state)
     assert_slot(&r, "damage", "车灯坏了");
     assert_slot(&r, "injuries", "none");
     assert_non_null(slot(&r, "description"));
-    assert_true(tool_called_ok(&r, "state.update"));
-    assert_has(reply, "车牌"); /* the other party came up: its plate is asked next */
+    assert_true(mh_tool_called_ok(&r, "state.update"));
+    mh_assert_has(reply, "车牌"); /* the other party came up: its plate is asked next */
     mh_http_resp_clear(&r);
 
     reply = turn(conv, "我现在有点忙，你一次性把问题发我", "b3", &r);
-    assert_string_equal(mode(&r), "batch");
-    assert_has(reply, "1. ");
-    assert_has(reply, "5. ");
+    assert_string_equal(mh_turn_mode(&r), "batch");
+    mh_assert_has(reply, "1. ");
+    mh_assert_has(reply, "5. ");
     assert_true(strstr(reply, "6. ") == NULL);
     mh_http_resp_clear(&r);
 
@@ -165,24 +92,24 @@ static void test_seed_batch_mode(void **state)
     assert_slot(&r, "damage_amount", "3000");
     assert_slot(&r, "contact", "13800138000");
     assert_slot(&r, "policy_no", "P10003");
-    assert_string_equal(mode(&r), "confirm");
-    assert_has(reply, "请核对");
+    assert_string_equal(mh_turn_mode(&r), "confirm");
+    mh_assert_has(reply, "请核对");
     mh_http_resp_clear(&r);
 
     reply = turn(conv, "确认", "b5", &r);
-    assert_true(tool_called_ok(&r, "claim.register"));
-    assert_true(tool_called_ok(&r, "fee.calc"));
-    assert_string_equal(mode(&r), "done");
-    const char *no = mh_json_str(json_object_get(fstate(&r), "records"), "claim_no");
+    assert_true(mh_tool_called_ok(&r, "claim.register"));
+    assert_true(mh_tool_called_ok(&r, "fee.calc"));
+    assert_string_equal(mh_turn_mode(&r), "done");
+    const char *no = mh_json_str(json_object_get(mh_turn_state(&r), "records"), "claim_no");
     assert_non_null(no);
     assert_true(strncmp(no, "CLM", 3) == 0 && strlen(no) == 3 + 8 + 6);
     char claim_no[32];
     snprintf(claim_no, sizeof(claim_no), "%s", no);
-    assert_has(reply, claim_no);
-    assert_has(reply, "责任建议");
-    assert_has(reply, "主责70%");
-    assert_has(reply, "财产损失2000元");
-    assert_has(reply, "仅为估算");
+    mh_assert_has(reply, claim_no);
+    mh_assert_has(reply, "责任建议");
+    mh_assert_has(reply, "主责70%");
+    mh_assert_has(reply, "财产损失2000元");
+    mh_assert_has(reply, "仅为估算");
     /*
      * Hand computation (P10003, motor-2024, the other party insured), insured not liable,
      * own repair 3,000, no third-party loss:
@@ -191,8 +118,8 @@ static void test_seed_batch_mode(void **state)
      *   share (100%) through its 三者险 = 1,000; the insured's 车损险 pays 1,000 x 0% = 0.
      *   Under the customer's policy: 0; from the other party's insurer: 3,000.
      */
-    assert_has(reply, "对方交强险预估赔付 2,000元");
-    assert_has(reply, "您的保单预估赔付合计：0元；对方保险公司预估赔付：3,000元");
+    mh_assert_has(reply, "对方交强险预估赔付 2,000元");
+    mh_assert_has(reply, "您的保单预估赔付合计：0元；对方保险公司预估赔付：3,000元");
     char first_reply[8192];
     snprintf(first_reply, sizeof(first_reply), "%s", reply);
     mh_http_resp_clear(&r);
@@ -214,14 +141,15 @@ static void test_seed_batch_mode(void **state)
 
     /* a second confirmation: claim.register runs again and returns the same number */
     reply = turn(conv, "确认", "b6", &r);
-    assert_true(tool_called_ok(&r, "claim.register"));
-    assert_has(reply, claim_no);
-    assert_has(reply, "不会重复报案");
-    assert_string_equal(mh_json_str(json_object_get(fstate(&r), "records"), "claim_no"), claim_no);
+    assert_true(mh_tool_called_ok(&r, "claim.register"));
+    mh_assert_has(reply, claim_no);
+    mh_assert_has(reply, "不会重复报案");
+    assert_string_equal(mh_json_str(json_object_get(mh_turn_state(&r), "records"), "claim_no"),
+                        claim_no);
     mh_http_resp_clear(&r);
 
     /* the stored conversation has the state too */
-    assert_int_equal(mh_get_conversation(s_mesh, conv, &r), 0);
+    assert_int_equal(mh_get_conversation(mh_group_mesh, conv, &r), 0);
     assert_int_equal(r.status, 200);
     assert_string_equal(mh_json_str(json_object_get(r.json, "state"), "mode"), "done");
     mh_http_resp_clear(&r);
@@ -232,13 +160,13 @@ static void test_seed_out_of_order(void **state)
 {
     (void)state;
     char conv[64];
-    snprintf(conv, sizeof(conv), "intake-ooo-%d", (int)getpid());
+    mh_conv_id(conv, sizeof(conv), "intake-ooo");
     mh_http_resp_t r;
 
     const char *reply = turn(conv, "我要报案，今天早上8点在中山路变道时和一辆车剐蹭了", "o1", &r);
     assert_slot(&r, "accident_time", "今天早上8点");
     assert_slot(&r, "place", "中山路");
-    assert_has(reply, "车牌");
+    mh_assert_has(reply, "车牌");
     mh_http_resp_clear(&r);
 
     /* asked for the plates; answers about the police and the liability instead */
@@ -246,7 +174,7 @@ static void test_seed_out_of_order(void **state)
     assert_slot(&r, "police", "yes");
     assert_slot(&r, "liability", "major");
     assert_null(slot(&r, "plates"));
-    assert_has(reply, "车牌");
+    mh_assert_has(reply, "车牌");
     mh_http_resp_clear(&r);
 
     reply =
@@ -258,16 +186,16 @@ static void test_seed_out_of_order(void **state)
 
     reply = turn(conv, "我的车左前门刮花了，修车大概8000元，电话13900001111，保单P10003", "o4", &r);
     assert_slot(&r, "damage_amount", "8000");
-    assert_string_equal(mode(&r), "confirm");
-    assert_has(reply, "主责");
+    assert_string_equal(mh_turn_mode(&r), "confirm");
+    mh_assert_has(reply, "主责");
     mh_http_resp_clear(&r);
 
     reply = turn(conv, "没问题", "o5", &r);
-    assert_true(tool_called_ok(&r, "fee.calc"));
-    const char *no = mh_json_str(json_object_get(fstate(&r), "records"), "claim_no");
+    assert_true(mh_tool_called_ok(&r, "fee.calc"));
+    const char *no = mh_json_str(json_object_get(mh_turn_state(&r), "records"), "claim_no");
     assert_non_null(no);
-    assert_has(reply, no);
-    assert_has(reply, "主责（事故责任比例 70%）");
+    mh_assert_has(reply, no);
+    mh_assert_has(reply, "主责（事故责任比例 70%）");
     /*
      * Hand computation (P10003, motor-2024, third-party limit 1,000,000, post-2020 rules,
      * no 事故责任免赔率), insured 主责 = 70%, the other party 次责 and insured:
@@ -279,9 +207,9 @@ static void test_seed_out_of_order(void **state)
      *   Under the customer's policy 2,000 + 35,000 + 4,200 = 41,200; from the other
      *   party's insurer 2,000 + 1,800 = 3,800.
      */
-    assert_has(reply, "您的商业三者险预估赔付 35,000元");
-    assert_has(reply, "您的车损险预估赔付 4,200元");
-    assert_has(reply, "您的保单预估赔付合计：41,200元；对方保险公司预估赔付：3,800元");
+    mh_assert_has(reply, "您的商业三者险预估赔付 35,000元");
+    mh_assert_has(reply, "您的车损险预估赔付 4,200元");
+    mh_assert_has(reply, "您的保单预估赔付合计：41,200元；对方保险公司预估赔付：3,800元");
     mh_http_resp_clear(&r);
 }
 
@@ -290,18 +218,19 @@ static void test_handoff_on_injury(void **state)
 {
     (void)state;
     char conv[64];
-    snprintf(conv, sizeof(conv), "intake-injury-%d", (int)getpid());
+    mh_conv_id(conv, sizeof(conv), "intake-injury");
     mh_http_resp_t r;
     /* no agent asked for: the triage keywords of data/agents/claims_intake.json route it */
-    const char *reply = turn_as(conv, "刚才在人民路撞了一个骑电动车的，对方受伤了", "i1", NULL, &r);
+    const char *reply =
+        mh_turn(mh_group_mesh, conv, "刚才在人民路撞了一个骑电动车的，对方受伤了", "i1", NULL, &r);
     assert_string_equal(mh_json_str(r.json, "agent"), "claims_intake");
     assert_string_equal(mh_json_str(r.json, "handoff"), "pending");
-    assert_string_equal(mh_json_str(fstate(&r), "handoff"), "pending");
-    assert_has(mh_json_str(fstate(&r), "handoff_reason"), "injury");
-    assert_has(reply, "同事");
+    assert_string_equal(mh_json_str(mh_turn_state(&r), "handoff"), "pending");
+    mh_assert_has(mh_json_str(mh_turn_state(&r), "handoff_reason"), "injury");
+    mh_assert_has(reply, "同事");
     mh_http_resp_clear(&r);
 
-    assert_int_equal(mh_get_conversation(s_mesh, conv, &r), 0);
+    assert_int_equal(mh_get_conversation(mh_group_mesh, conv, &r), 0);
     assert_string_equal(mh_json_str(json_object_get(r.json, "state"), "handoff"), "pending");
     mh_http_resp_clear(&r);
 
@@ -316,13 +245,14 @@ static void test_switch_to_intake(void **state)
 {
     (void)state;
     char conv[64];
-    snprintf(conv, sizeof(conv), "intake-switch-%d", (int)getpid());
+    mh_conv_id(conv, sizeof(conv), "intake-switch");
     mh_http_resp_t r;
-    turn_as(conv, "What does my policy P10023 cover?", "s1", "policy_qa", &r);
+    mh_turn(mh_group_mesh, conv, "What does my policy P10023 cover?", "s1", "policy_qa", &r);
     assert_string_equal(mh_json_str(r.json, "agent"), "policy_qa");
     mh_http_resp_clear(&r);
     const char *reply =
-        turn_as(conv, "I want to file a claim, I was rear-ended yesterday at 5 pm", "s2", NULL, &r);
+        mh_turn(mh_group_mesh, conv, "I want to file a claim, I was rear-ended yesterday at 5 pm",
+                "s2", NULL, &r);
     assert_string_equal(mh_json_str(r.json, "agent"), "claims_intake");
     assert_slot(&r, "accident_time", "yesterday 5 pm");
     assert_true(strstr(reply, "Noted") != NULL);
@@ -344,7 +274,7 @@ static void test_loadgen_scenario(void **state)
     char bin[MH_PATH_MAX], dir[MH_PATH_MAX], url[128];
     mh_bin("loadgen", bin, sizeof(bin));
     snprintf(dir, sizeof(dir), "%s/bench/scenarios", src);
-    snprintf(url, sizeof(url), "%s", mh_mesh_url(s_mesh));
+    snprintf(url, sizeof(url), "%s", mh_mesh_url(mh_group_mesh));
     char *argv[] = {bin,
                     "-u",
                     url,
@@ -397,6 +327,6 @@ int main(void)
         cmocka_unit_test(test_handoff_on_injury), cmocka_unit_test(test_switch_to_intake),
         cmocka_unit_test(test_loadgen_scenario),
     };
-    int failed = cmocka_run_group_tests(tests, group_setup, group_teardown);
+    int failed = cmocka_run_group_tests(tests, mh_group_setup, mh_group_teardown);
     return mh_finish(failed);
 }

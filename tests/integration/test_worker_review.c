@@ -35,11 +35,8 @@ static int group_setup(void **state)
     s_mesh = mh_mesh_start(NULL);
     if (s_mesh == NULL)
         return -1;
-    json_t *args =
-        json_pack("{s:s, s:{s:s}}", "name", "policy.lookup", "arguments", "policy_no", "P10023");
     json_t *data = NULL;
-    int st = mh_mesh_call(s_mesh, "tools", "tool.call", NULL, args, CALL_TIMEOUT_MS, &data);
-    json_decref(args);
+    int st = mh_policy_lookup(s_mesh, "P10023", CALL_TIMEOUT_MS, &data);
     const json_t *res = json_object_get(data, "result");
     const char *start = mh_json_str(res, "start_date");
     /* The hand-computed amounts below rest on these terms of P10023 (data/README.md). */
@@ -70,44 +67,18 @@ static int group_setup(void **state)
 static int group_teardown(void **state)
 {
     (void)state;
-    bool alive = s_mesh != NULL && mh_mesh_all_alive(s_mesh);
-    bool clean = mh_mesh_stop(&s_mesh) == 0;
-    return alive && clean ? 0 : -1;
+    return mh_mesh_teardown(&s_mesh);
 }
 
-/* POST a message for health_review; asserts 200 and returns the reply. */
 static const char *turn(const char *conv, const char *text, const char *mid, mh_http_resp_t *r)
 {
-    char url[256];
-    snprintf(url, sizeof(url), "%s/v1/conversations/%s/messages", mh_mesh_url(s_mesh), conv);
-    json_t *b =
-        json_pack("{s:s, s:s, s:s}", "text", text, "message_id", mid, "agent", "health_review");
-    char *body = json_dumps(b, JSON_COMPACT);
-    json_decref(b);
-    int rc = mh_http("POST", url, body, NULL, 15000, r);
-    free(body);
-    if (rc != 0 || r->status != 200 || r->json == NULL)
-        fail_msg("turn on %s: status %ld body %s %s", conv, r->status, r->body ? r->body : "",
-                 r->curl_err);
-    const char *reply = mh_json_str(r->json, "reply");
-    assert_non_null(reply);
-    if (getenv("MESH_TEST_VERBOSE") != NULL)
-        fprintf(stderr, "> %s\n< %s\n\n", text, reply);
-    return reply;
-}
-
-static const json_t *fstate(const mh_http_resp_t *r)
-{
-    const json_t *s = json_object_get(r->json, "state");
-    if (!json_is_object(s))
-        fail_msg("no state in the turn's answer: %s", r->body);
-    return s;
+    return mh_turn(s_mesh, conv, text, mid, "health_review", r);
 }
 
 /* records.decision of the FINAL's state. */
 static const json_t *decision(const mh_http_resp_t *r)
 {
-    const json_t *d = json_object_get(json_object_get(fstate(r), "records"), "decision");
+    const json_t *d = json_object_get(json_object_get(mh_turn_state(r), "records"), "decision");
     if (!json_is_object(d))
         fail_msg("no records.decision in the FINAL's state: %s", r->body);
     return d;
@@ -129,12 +100,6 @@ static double num(const json_t *o, const char *key)
     return json_number_value(v);
 }
 
-static void assert_has(const char *text, const char *want)
-{
-    if (strstr(text, want) == NULL)
-        fail_msg("missing \"%s\" in:\n%s", want, text);
-}
-
 /* Names of the turn's tool calls, in order, joined by ','. */
 static void tool_names(const mh_http_resp_t *r, char *out, size_t size)
 {
@@ -146,11 +111,6 @@ static void tool_names(const mh_http_resp_t *r, char *out, size_t size)
         size_t l = strlen(out);
         snprintf(out + l, size - l, "%s%s", l ? "," : "", mh_json_str(c, "name"));
     }
-}
-
-static void conv_id(char *out, size_t size, const char *tag)
-{
-    snprintf(out, size, "rv-%s-%d", tag, (int)getpid());
 }
 
 /* "YYYY-MM-DD" + days. */
@@ -186,33 +146,34 @@ static void test_seed_sialidase_paid(void **state)
 {
     (void)state;
     char conv[64];
-    conv_id(conv, sizeof(conv), "seed");
+    mh_conv_id(conv, sizeof(conv), "rv-seed");
     mh_http_resp_t r = {0};
     const char *reply = turn(conv, SEED, "m1", &r);
     char names[256];
     tool_names(&r, names, sizeof(names));
-    assert_has(names, "policy.lookup");
-    assert_has(names, "medical.lookup");
-    assert_has(names, "fee.calc");
-    assert_has(names, "state.update");
+    mh_assert_has(names, "policy.lookup");
+    mh_assert_has(names, "medical.lookup");
+    mh_assert_has(names, "fee.calc");
+    mh_assert_has(names, "state.update");
 
     /* The steps, each visible. */
-    assert_has(reply, "保单核验（policy.lookup）");
-    assert_has(reply, "已过等待期");
-    assert_has(reply, "唾液酸酶测定：目录精确匹配，编码 LAB-0001，分类“");
-    assert_has(reply, "不属于本保单的除外类别 → 可赔付");
-    assert_has(reply, "腹腔镜胆囊切除术：目录别名匹配（标准名称“腹腔镜下胆囊切除术”）");
-    assert_has(reply, "（条款 3.2）→ 拒赔");
+    mh_assert_has(reply, "保单核验（policy.lookup）");
+    mh_assert_has(reply, "已过等待期");
+    mh_assert_has(reply, "唾液酸酶测定：目录精确匹配，编码 LAB-0001，分类“");
+    mh_assert_has(reply, "不属于本保单的除外类别 → 可赔付");
+    mh_assert_has(reply, "腹腔镜胆囊切除术：目录别名匹配（标准名称“腹腔镜下胆囊切除术”）");
+    mh_assert_has(reply, "（条款 3.2）→ 拒赔");
     /* The table against the hand-computed values. */
-    assert_has(reply, "| 腹腔镜胆囊切除术 | 28,000.00 | 12,000.00 | 0.00 | 10,000.00 | 100% | "
-                      "6,000.00 | 赔付 |");
-    assert_has(reply, "| 唾液酸酶测定 | 120.00 | 0.00 | 0.00 | 0.00 | 100% | 120.00 | 赔付 |");
-    assert_has(reply, "| 普通病房床位费 | 600.00 | 300.00 | 0.00 | 0.00 | 100% | 300.00 | 赔付 |");
-    assert_has(reply, "| 微量元素测定 | 80.00 | 0.00 | 80.00 | 0.00 | — | 0.00 | 拒赔 |");
-    assert_has(reply, "| 合计 | 28,800.00 | 12,300.00 | 80.00 | 10,000.00 |  | 6,420.00 |  |");
-    assert_has(reply, "审核结论：部分赔付。应付合计：6,420.00元。");
-    assert_has(reply, "依据条款 3.2");
-    assert_has(reply, "最终以保险公司审核为准");
+    mh_assert_has(reply, "| 腹腔镜胆囊切除术 | 28,000.00 | 12,000.00 | 0.00 | 10,000.00 | 100% | "
+                         "6,000.00 | 赔付 |");
+    mh_assert_has(reply, "| 唾液酸酶测定 | 120.00 | 0.00 | 0.00 | 0.00 | 100% | 120.00 | 赔付 |");
+    mh_assert_has(reply,
+                  "| 普通病房床位费 | 600.00 | 300.00 | 0.00 | 0.00 | 100% | 300.00 | 赔付 |");
+    mh_assert_has(reply, "| 微量元素测定 | 80.00 | 0.00 | 80.00 | 0.00 | — | 0.00 | 拒赔 |");
+    mh_assert_has(reply, "| 合计 | 28,800.00 | 12,300.00 | 80.00 | 10,000.00 |  | 6,420.00 |  |");
+    mh_assert_has(reply, "审核结论：部分赔付。应付合计：6,420.00元。");
+    mh_assert_has(reply, "依据条款 3.2");
+    mh_assert_has(reply, "最终以保险公司审核为准");
 
     /* records.decision in the FINAL's state. */
     const json_t *dec = decision(&r);
@@ -228,7 +189,7 @@ static void test_seed_sialidase_paid(void **state)
     assert_string_equal(mh_json_str(l3, "decision"), "refused");
     assert_string_equal(mh_json_str(l3, "reason"), "excluded_class");
     assert_string_equal(mh_json_str(l3, "clause"), "3.2");
-    const json_t *slots = json_object_get(fstate(&r), "slots");
+    const json_t *slots = json_object_get(mh_turn_state(&r), "slots");
     assert_string_equal(mh_json_str(slots, "policy_no"), "P10023");
     assert_string_equal(mh_json_str(slots, "hospital"), "上海市第一人民医院");
     assert_null(json_object_get(r.json, "handoff"));
@@ -237,13 +198,13 @@ static void test_seed_sialidase_paid(void **state)
     /* The stored conversation keeps the answer and the decision. */
     assert_int_equal(mh_get_conversation(s_mesh, conv, &r), 0);
     assert_int_equal(r.status, 200);
-    assert_has(r.body, "6,420.00");
-    assert_has(r.body, "biochemical_enzyme");
+    mh_assert_has(r.body, "6,420.00");
+    mh_assert_has(r.body, "biochemical_enzyme");
     mh_http_resp_clear(&r);
 
     /* A follow-up adding nothing gets the decision again, without tools. */
     reply = turn(conv, "谢谢，结果再说一下？", "m2", &r);
-    assert_has(reply, "部分赔付，应付合计 6,420.00元");
+    mh_assert_has(reply, "部分赔付，应付合计 6,420.00元");
     assert_int_equal(json_array_size(json_object_get(r.json, "tool_calls")), 0);
     mh_http_resp_clear(&r);
 }
@@ -256,7 +217,7 @@ static void test_waiting_period_refused(void **state)
 {
     (void)state;
     char conv[64], adm[16], dis[16];
-    conv_id(conv, sizeof(conv), "wait");
+    mh_conv_id(conv, sizeof(conv), "rv-wait");
     add_days(s_start, 10, adm);
     add_days(s_start, 13, dis);
     char msg[1024];
@@ -269,11 +230,11 @@ static void test_waiting_period_refused(void **state)
     const char *reply = turn(conv, msg, "m1", &r);
     char want[256];
     snprintf(want, sizeof(want), "本次疾病发生于 %s，在等待期内", adm);
-    assert_has(reply, want);
-    assert_has(reply, "| 唾液酸酶测定 | 120.00 | 0.00 | 120.00 | 0.00 | — | 0.00 | 拒赔 |");
-    assert_has(reply, "| 胸部CT平扫 | 500.00 | 200.00 | 500.00 | 0.00 | — | 0.00 | 拒赔 |");
-    assert_has(reply, "等待期内发生的疾病，不承担给付责任，依据条款 2.4, 3.1。");
-    assert_has(reply, "审核结论：拒赔。应付合计：0.00元。");
+    mh_assert_has(reply, want);
+    mh_assert_has(reply, "| 唾液酸酶测定 | 120.00 | 0.00 | 120.00 | 0.00 | — | 0.00 | 拒赔 |");
+    mh_assert_has(reply, "| 胸部CT平扫 | 500.00 | 200.00 | 500.00 | 0.00 | — | 0.00 | 拒赔 |");
+    mh_assert_has(reply, "等待期内发生的疾病，不承担给付责任，依据条款 2.4, 3.1。");
+    mh_assert_has(reply, "审核结论：拒赔。应付合计：0.00元。");
     char names[256];
     tool_names(&r, names, sizeof(names));
     assert_null(strstr(names, "fee.calc")); /* nothing payable: no settlement */
@@ -295,7 +256,7 @@ static void test_json_body(void **state)
 {
     (void)state;
     char conv[64];
-    conv_id(conv, sizeof(conv), "json");
+    mh_conv_id(conv, sizeof(conv), "rv-json");
     const char *body =
         "{\"policy_no\":\"P10023\",\"diagnosis\":\"社区获得性肺炎\",\"hospital\":\"复旦大学附属华山"
         "医院\",\"admission_date\":\"2026-06-01\",\"discharge_date\":\"2026-06-08\","
@@ -305,14 +266,15 @@ static void test_json_body(void **state)
         "\"social_paid\":0}]}";
     mh_http_resp_t r = {0};
     const char *reply = turn(conv, body, "m1", &r);
-    assert_has(reply, "| 胸部CT平扫 | 600.00 | 0.00 | 0.00 | 600.00 | 60% | 0.00 |");
-    assert_has(reply, "| 注射用头孢曲松钠 | 15,000.00 | 0.00 | 0.00 | 9,400.00 | 60% | 3,360.00 |");
-    assert_has(reply, "3,360.00");
+    mh_assert_has(reply, "| 胸部CT平扫 | 600.00 | 0.00 | 0.00 | 600.00 | 60% | 0.00 |");
+    mh_assert_has(reply,
+                  "| 注射用头孢曲松钠 | 15,000.00 | 0.00 | 0.00 | 9,400.00 | 60% | 3,360.00 |");
+    mh_assert_has(reply, "3,360.00");
     const json_t *dec = decision(&r);
     assert_string_equal(mh_json_str(dec, "status"), "approved");
     assert_true(num(dec, "total") == 3360.0);
     assert_true(num(dline(dec, 1), "deductible_applied") == 9400.0);
-    const json_t *slots = json_object_get(fstate(&r), "slots");
+    const json_t *slots = json_object_get(mh_turn_state(&r), "slots");
     assert_true(json_is_false(json_object_get(slots, "social_insurance_used")));
     mh_http_resp_clear(&r);
 }
@@ -322,15 +284,15 @@ static void test_two_messages(void **state)
 {
     (void)state;
     char conv[64];
-    conv_id(conv, sizeof(conv), "two");
+    mh_conv_id(conv, sizeof(conv), "rv-two");
     mh_http_resp_t r = {0};
     const char *reply = turn(conv,
                              "Policy P10023, diagnosis: acute appendicitis, hospital: Ruijin "
                              "Hospital, admitted 2026-07-01, discharged 2026-07-05",
                              "m1", &r);
-    assert_has(reply, "whether social medical insurance was used");
-    assert_has(reply, "the itemised bill");
-    assert_string_equal(mh_json_str(json_object_get(fstate(&r), "slots"), "diagnosis"),
+    mh_assert_has(reply, "whether social medical insurance was used");
+    mh_assert_has(reply, "the itemised bill");
+    assert_string_equal(mh_json_str(json_object_get(mh_turn_state(&r), "slots"), "diagnosis"),
                         "acute appendicitis");
     mh_http_resp_clear(&r);
 
@@ -340,10 +302,10 @@ static void test_two_messages(void **state)
                  "Social insurance used: yes. Bill: 1. ALT, lab, 120 CNY, social insurance "
                  "paid 0",
                  "m2", &r);
-    assert_has(reply, "Health claim review - policy P10023 | diagnosis: acute appendicitis");
-    assert_has(reply, "ALT: catalogue alias match (standard name \"丙氨酸氨基转移酶测定\")");
-    assert_has(reply, "| ALT | 120.00 | 0.00 | 0.00 | 120.00 | 100% | 0.00 | payable |");
-    assert_has(reply, "to be confirmed by the insurer's final review");
+    mh_assert_has(reply, "Health claim review - policy P10023 | diagnosis: acute appendicitis");
+    mh_assert_has(reply, "ALT: catalogue alias match (standard name \"丙氨酸氨基转移酶测定\")");
+    mh_assert_has(reply, "| ALT | 120.00 | 0.00 | 0.00 | 120.00 | 100% | 0.00 | payable |");
+    mh_assert_has(reply, "to be confirmed by the insurer's final review");
     assert_string_equal(mh_json_str(decision(&r), "status"), "approved");
     mh_http_resp_clear(&r);
 }
@@ -353,19 +315,19 @@ static void test_unknown_item_handoff(void **state)
 {
     (void)state;
     char conv[64];
-    conv_id(conv, sizeof(conv), "unk");
+    mh_conv_id(conv, sizeof(conv), "rv-unk");
     const char *msg = "保单号 P10023，诊断：急性胆囊炎，医院：上海市第一人民医院，入院 2026-05-10，"
                       "出院 2026-05-14，是否使用社保：是。费用明细：1. 唾液酸酶测定 化验费 120 元 "
                       "社保支付 0；2. 量子共振检测 检查费 300 元 社保支付 0";
     mh_http_resp_t r = {0};
     const char *reply = turn(conv, msg, "m1", &r);
-    assert_has(reply, "量子共振检测：医疗目录中未找到该项目 → 转人工审核");
-    assert_has(reply, "| 量子共振检测 | 300.00 | 0.00 | — | — | — | 待定 | 待人工审核 |");
-    assert_has(reply, "已为您转交人工审核员");
+    mh_assert_has(reply, "量子共振检测：医疗目录中未找到该项目 → 转人工审核");
+    mh_assert_has(reply, "| 量子共振检测 | 300.00 | 0.00 | — | — | — | 待定 | 待人工审核 |");
+    mh_assert_has(reply, "已为您转交人工审核员");
     assert_string_equal(mh_json_str(r.json, "handoff"), "pending");
-    const json_t *st = fstate(&r);
+    const json_t *st = mh_turn_state(&r);
     assert_string_equal(mh_json_str(st, "handoff"), "pending");
-    assert_has(mh_json_str(st, "handoff_reason"), "量子共振检测");
+    mh_assert_has(mh_json_str(st, "handoff_reason"), "量子共振检测");
     const json_t *dec = decision(&r);
     assert_string_equal(mh_json_str(dec, "status"), "pending");
     assert_string_equal(mh_json_str(dline(dec, 1), "decision"), "pending");
@@ -385,7 +347,7 @@ static void test_triage_and_switch(void **state)
 {
     (void)state;
     char conv[64], url[256];
-    conv_id(conv, sizeof(conv), "triage");
+    mh_conv_id(conv, sizeof(conv), "rv-triage");
     snprintf(url, sizeof(url), "%s/v1/conversations/%s/messages", mh_mesh_url(s_mesh), conv);
     json_t *b = json_pack("{s:s, s:s}", "text", SEED, "message_id", "m1");
     char *body = json_dumps(b, JSON_COMPACT);
@@ -394,10 +356,10 @@ static void test_triage_and_switch(void **state)
     assert_int_equal(mh_http("POST", url, body, NULL, 15000, &r), 0);
     free(body);
     assert_int_equal(r.status, 200);
-    assert_has(mh_json_str(r.json, "reply"), "【健康险理赔审核】保单 P10023");
+    mh_assert_has(mh_json_str(r.json, "reply"), "【健康险理赔审核】保单 P10023");
     mh_http_resp_clear(&r);
 
-    conv_id(conv, sizeof(conv), "switch");
+    mh_conv_id(conv, sizeof(conv), "rv-switch");
     snprintf(url, sizeof(url), "%s/v1/conversations/%s/messages", mh_mesh_url(s_mesh), conv);
     b = json_pack("{s:s, s:s, s:s}", "text", "我的保单 P10023 免赔额是多少？", "message_id", "m1",
                   "agent", "policy_qa");
@@ -416,7 +378,7 @@ static void test_triage_and_switch(void **state)
     assert_int_equal(mh_http("POST", url, body, NULL, 15000, &r), 0);
     free(body);
     assert_int_equal(r.status, 200);
-    assert_has(mh_json_str(r.json, "reply"), "应付合计：6,420.00元");
+    mh_assert_has(mh_json_str(r.json, "reply"), "应付合计：6,420.00元");
     mh_http_resp_clear(&r);
 }
 

@@ -22,53 +22,14 @@
 
 #include "mesh_harness.h"
 
-static mh_mesh_t *s_mesh;
-
 static const char *const START_ZH = "开始陪练 重疾险 has_social_insurance premium_pressure";
 static const char *const T_EXPERIENCE = "您身边有没有人生过大病？后来家里怎么样？";
 static const char *const T_CONTRAST =
     "医保是报销看病的钱，重疾险是确诊后一次性给付，用来弥补收入损失。";
 
-static int group_setup(void **state)
-{
-    (void)state;
-    s_mesh = mh_mesh_start(NULL);
-    return s_mesh != NULL ? 0 : -1;
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    bool alive = s_mesh != NULL && mh_mesh_all_alive(s_mesh);
-    bool clean = mh_mesh_stop(&s_mesh) == 0;
-    return alive && clean ? 0 : -1;
-}
-
-/* POST a message (for agent, if non-NULL); asserts 200 and returns the reply (borrowed). */
-static const char *turn_as(const char *conv, const char *text, const char *agent, mh_http_resp_t *r)
-{
-    char url[256];
-    snprintf(url, sizeof(url), "%s/v1/conversations/%s/messages", mh_mesh_url(s_mesh), conv);
-    json_t *b = json_pack("{s:s}", "text", text);
-    if (agent != NULL)
-        json_object_set_new(b, "agent", json_string(agent));
-    char *body = json_dumps(b, JSON_COMPACT);
-    json_decref(b);
-    int rc = mh_http("POST", url, body, NULL, 15000, r);
-    free(body);
-    if (rc != 0 || r->status != 200 || r->json == NULL)
-        fail_msg("turn '%s' on %s: status %ld body %s %s", text, conv, r->status,
-                 r->body ? r->body : "", r->curl_err);
-    const char *reply = mh_json_str(r->json, "reply");
-    assert_non_null(reply);
-    if (getenv("MESH_TEST_VERBOSE") != NULL)
-        fprintf(stderr, "> %s\n< %s\n\n", text, reply);
-    return reply;
-}
-
 static const char *turn(const char *conv, const char *text, mh_http_resp_t *r)
 {
-    return turn_as(conv, text, "life_trainer", r);
+    return mh_turn(mh_group_mesh, conv, text, NULL, "life_trainer", r);
 }
 
 static const json_t *records(const mh_http_resp_t *r)
@@ -79,40 +40,15 @@ static const json_t *records(const mh_http_resp_t *r)
     return rec;
 }
 
-static const char *mode(const mh_http_resp_t *r)
-{
-    const char *m = mh_json_str(json_object_get(r->json, "state"), "mode");
-    return m ? m : "";
-}
-
-static void assert_has(const char *s, const char *needle)
-{
-    if (strstr(s, needle) == NULL)
-        fail_msg("'%s' not in:\n%s", needle, s);
-}
-
-static bool tool_called_ok(const mh_http_resp_t *r, const char *name)
-{
-    size_t i;
-    json_t *c;
-    json_array_foreach(json_object_get(r->json, "tool_calls"), i, c)
-    {
-        const char *n = mh_json_str(c, "name");
-        if (n != NULL && strcmp(n, name) == 0 && json_is_true(json_object_get(c, "ok")))
-            return true;
-    }
-    return false;
-}
-
 /* Start a Chinese session on has_social_insurance then premium_pressure. */
 static void start_session(const char *conv)
 {
     mh_http_resp_t r;
     const char *reply = turn(conv, START_ZH, &r);
     assert_string_equal(mh_json_str(r.json, "agent"), "life_trainer");
-    assert_true(tool_called_ok(&r, "training.scenario"));
-    assert_true(tool_called_ok(&r, "state.update"));
-    assert_string_equal(mode(&r), "training");
+    assert_true(mh_tool_called_ok(&r, "training.scenario"));
+    assert_true(mh_tool_called_ok(&r, "state.update"));
+    assert_string_equal(mh_turn_mode(&r), "training");
     const json_t *rec = records(&r);
     const json_t *objs = json_object_get(rec, "objections");
     assert_int_equal(json_array_size(objs), 2);
@@ -123,8 +59,8 @@ static void start_session(const char *conv)
     const json_t *persona = json_object_get(rec, "persona");
     const char *intro = mh_json_str(json_object_get(persona, "intro"), "zh");
     assert_non_null(intro);
-    assert_has(reply, intro);
-    assert_has(reply, "我有医保了，不需要重疾险。");
+    mh_assert_has(reply, intro);
+    mh_assert_has(reply, "我有医保了，不需要重疾险。");
     assert_int_equal(json_array_size(json_object_get(rec, "rubric")), 5);
     if (getenv("MESH_TEST_VERBOSE") != NULL) {
         char *dump = json_dumps(rec, JSON_COMPACT);
@@ -139,30 +75,30 @@ static void test_two_strategies_two_reactions(void **state)
 {
     (void)state;
     char ca[64], cb[64];
-    snprintf(ca, sizeof(ca), "trainer-exp-%d", (int)getpid());
-    snprintf(cb, sizeof(cb), "trainer-con-%d", (int)getpid());
+    mh_conv_id(ca, sizeof(ca), "trainer-exp");
+    mh_conv_id(cb, sizeof(cb), "trainer-con");
     start_session(ca);
     start_session(cb);
     mh_http_resp_t ra, rb;
     const char *a = turn(ca, T_EXPERIENCE, &ra);
     const char *b = turn(cb, T_CONTRAST, &rb);
     /* Asking about experience: the customer shares a story (objections.json). */
-    assert_has(a, "我舅舅前年中风");
+    mh_assert_has(a, "我舅舅前年中风");
     /* Contrasting reimbursement with a lump sum: a follow-up about lost income. */
-    assert_has(b, "工资这块是没人管的");
+    mh_assert_has(b, "工资这块是没人管的");
     assert_null(strstr(a, "工资这块"));
     assert_null(strstr(b, "舅舅"));
     /* Feedback and a better phrasing, separate from the customer's words. */
-    assert_has(a, "【教练点评】识别到的策略：询问客户亲身经历");
-    assert_has(b, "【教练点评】识别到的策略：对比报销型与给付型");
-    assert_has(a, "更好的说法：“您说得对，医保是基础");
+    mh_assert_has(a, "【教练点评】识别到的策略：询问客户亲身经历");
+    mh_assert_has(b, "【教练点评】识别到的策略：对比报销型与给付型");
+    mh_assert_has(a, "更好的说法：“您说得对，医保是基础");
     /* The strategy log in the state, with the trainee's words. */
     const json_t *la = json_array_get(json_object_get(records(&ra), "strategies"), 0);
     const json_t *lb = json_array_get(json_object_get(records(&rb), "strategies"), 0);
     assert_string_equal(mh_json_str(la, "strategy"), "ask_experience");
     assert_string_equal(mh_json_str(la, "quote"), T_EXPERIENCE);
     assert_string_equal(mh_json_str(lb, "strategy"), "contrast_reimbursement_lump_sum");
-    assert_string_equal(mode(&ra), "training");
+    assert_string_equal(mh_turn_mode(&ra), "training");
     mh_http_resp_clear(&ra);
     mh_http_resp_clear(&rb);
 }
@@ -184,30 +120,30 @@ static void test_scored_session(void **state)
 {
     (void)state;
     char conv[64];
-    snprintf(conv, sizeof(conv), "trainer-full-%d", (int)getpid());
+    mh_conv_id(conv, sizeof(conv), "trainer-full");
     start_session(conv);
     mh_http_resp_t r;
     turn(conv, T_EXPERIENCE, &r);
     mh_http_resp_clear(&r);
     const char *reply = turn(conv, T_CONTRAST, &r);
     /* Resolved: the customer says so and raises the next objection. */
-    assert_has(reply, "两样不是一回事");
-    assert_has(reply, "我收入有限，每年几千块保费压力太大了。");
+    mh_assert_has(reply, "两样不是一回事");
+    mh_assert_has(reply, "我收入有限，每年几千块保费压力太大了。");
     mh_http_resp_clear(&r);
     static const char *const T3 = "我理解您的预算压力，您每个月的房贷和孩子开销大概多少？";
     reply = turn(conv, T3, &r);
-    assert_has(reply, "要是保费能控制在每月两三百");
-    assert_has(reply, "（同时用到：共情认同）");
+    mh_assert_has(reply, "要是保费能控制在每月两三百");
+    mh_assert_has(reply, "（同时用到：共情认同）");
     mh_http_resp_clear(&r);
     static const char *const T4 =
         "我给您做个保到70岁的方案试算，保额按三年收入，每月两百多，您看这样可以吗？";
     reply = turn(conv, T4, &r);
-    assert_has(reply, "你先给我算算");
-    assert_has(reply, "【陪练评分】总分 69/100（化解异议 2/2，共 4 轮）");
-    assert_has(
+    mh_assert_has(reply, "你先给我算算");
+    mh_assert_has(reply, "【陪练评分】总分 69/100（化解异议 2/2，共 4 轮）");
+    mh_assert_has(
         reply,
         "需求挖掘（权重 25%）：80 分。依据：第1轮“您身边有没有人生过大病？后来家里怎么样？”");
-    assert_string_equal(mode(&r), "training_done");
+    assert_string_equal(mh_turn_mode(&r), "training_done");
 
     const json_t *score = json_object_get(records(&r), "score");
     assert_int_equal(json_integer_value(json_object_get(score, "total")), 69);
@@ -237,7 +173,7 @@ static void test_scored_session(void **state)
     mh_http_resp_clear(&r);
 
     /* The stored conversation has the same score. */
-    assert_int_equal(mh_get_conversation(s_mesh, conv, &r), 0);
+    assert_int_equal(mh_get_conversation(mh_group_mesh, conv, &r), 0);
     assert_int_equal(r.status, 200);
     const json_t *st = json_object_get(r.json, "state");
     const json_t *rec = json_object_get(st, "records");
@@ -256,7 +192,7 @@ static void test_scored_session(void **state)
 
     /* After the session: the score again and how to restart. */
     reply = turn(conv, "谢谢", &r);
-    assert_has(reply, "总分 69/100");
+    mh_assert_has(reply, "总分 69/100");
     mh_http_resp_clear(&r);
 }
 
@@ -264,27 +200,27 @@ static void test_english_end_training(void **state)
 {
     (void)state;
     char conv[64];
-    snprintf(conv, sizeof(conv), "trainer-en-%d", (int)getpid());
+    mh_conv_id(conv, sizeof(conv), "trainer-en");
     mh_http_resp_t r;
     const char *reply =
         turn(conv, "start training critical illness has_million_medical think_later", &r);
-    assert_has(reply, "[Customer ");
-    assert_has(reply, "I already have a million-yuan medical policy. Isn't that enough?");
+    mh_assert_has(reply, "[Customer ");
+    mh_assert_has(reply, "I already have a million-yuan medical policy. Isn't that enough?");
     mh_http_resp_clear(&r);
     reply = turn(conv,
                  "I understand. Your medical policy reimburses hospital bills, but critical "
                  "illness cover pays a lump sum for the income loss while you recover.",
                  &r);
-    assert_has(reply, "who pays for the year or two I spend recovering at home?");
-    assert_has(reply, "[Coach] Strategy detected: Contrasting reimbursement with a lump-sum "
-                      "benefit (effective)");
+    mh_assert_has(reply, "who pays for the year or two I spend recovering at home?");
+    mh_assert_has(reply, "[Coach] Strategy detected: Contrasting reimbursement with a lump-sum "
+                         "benefit (effective)");
     mh_http_resp_clear(&r);
     reply = turn(conv, "end training", &r);
     /* product_knowledge 10 + 40 = 50, emotional 10 + 35 = 45, objection handling 15,
      * needs 10, closing 0: (25x10 + 20x50 + 25x15 + 15x45 + 0) / 100 = 23. */
-    assert_has(reply, "[Score] Total 23/100 (objections resolved 0/2, 1 turns)");
-    assert_has(reply, "Product knowledge (weight 20%): 50. Evidence: turn 1 \"I understand.");
-    assert_string_equal(mode(&r), "training_done");
+    mh_assert_has(reply, "[Score] Total 23/100 (objections resolved 0/2, 1 turns)");
+    mh_assert_has(reply, "Product knowledge (weight 20%): 50. Evidence: turn 1 \"I understand.");
+    assert_string_equal(mh_turn_mode(&r), "training_done");
     assert_int_equal(
         json_integer_value(json_object_get(json_object_get(records(&r), "score"), "total")), 23);
     mh_http_resp_clear(&r);
@@ -295,12 +231,13 @@ static void test_triage(void **state)
 {
     (void)state;
     char conv[64];
-    snprintf(conv, sizeof(conv), "trainer-triage-%d", (int)getpid());
+    mh_conv_id(conv, sizeof(conv), "trainer-triage");
     mh_http_resp_t r;
-    const char *reply = turn_as(conv, "我是代理人，想开始陪练，练习重疾险的异议处理话术", NULL, &r);
+    const char *reply = mh_turn(mh_group_mesh, conv,
+                                "我是代理人，想开始陪练，练习重疾险的异议处理话术", NULL, NULL, &r);
     assert_string_equal(mh_json_str(r.json, "agent"), "life_trainer");
-    assert_has(reply, "陪练开始");
-    assert_string_equal(mode(&r), "training");
+    mh_assert_has(reply, "陪练开始");
+    assert_string_equal(mh_turn_mode(&r), "training");
     mh_http_resp_clear(&r);
 }
 
@@ -314,6 +251,6 @@ int main(void)
         cmocka_unit_test(test_english_end_training),
         cmocka_unit_test(test_triage),
     };
-    int failed = cmocka_run_group_tests(tests, group_setup, group_teardown);
+    int failed = cmocka_run_group_tests(tests, mh_group_setup, mh_group_teardown);
     return mh_finish(failed);
 }

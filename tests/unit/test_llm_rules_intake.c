@@ -20,6 +20,7 @@
 #include "llm_call.h"
 #include "rules.h"
 #include "rules_intake.h"
+#include "mesh_harness.h"
 
 /* ---- extraction tables ---- */
 
@@ -216,23 +217,9 @@ static const char *FEE_RESULT =
 static char *router_state_update(conv_t *c, const json_t *a)
 {
     json_t *slots = json_object_get(c->state, "slots");
-    const char *k;
-    json_t *v;
-    json_object_foreach(json_object_get(a, "slots"), k, v)
-    {
-        if (json_is_null(v))
-            json_object_del(slots, k);
-        else
-            json_object_set(slots, k, v);
-    }
+    mh_json_merge(slots, json_object_get(a, "slots"));
     json_t *records = json_object_get(c->state, "records");
-    json_object_foreach(json_object_get(a, "records"), k, v)
-    {
-        if (json_is_null(v))
-            json_object_del(records, k);
-        else
-            json_object_set(records, k, v);
-    }
+    mh_json_merge(records, json_object_get(a, "records"));
     const json_t *m = json_object_get(a, "mode");
     if (json_is_string(m))
         json_object_set(c->state, "mode", (json_t *)m);

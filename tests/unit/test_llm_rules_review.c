@@ -236,6 +236,37 @@ static const char *text_of(const llm_rules_out_t *out)
     return llm_buf_str(&out->text);
 }
 
+/* Answer the engine's tool calls with results, then run the next step into out. */
+static void next_step(conv_t *c, llm_rules_out_t *out, const fake_result_t *results,
+                      size_t n_results)
+{
+    conv_tools(c, out, results, n_results);
+    llm_rules_out_clear(out);
+    run(c, out);
+}
+
+static const char *js(const json_t *o, const char *k)
+{
+    return json_string_value(json_object_get(o, k));
+}
+
+static double jnum(const json_t *o, const char *k)
+{
+    return json_number_value(json_object_get(o, k));
+}
+
+/* records.decision of a state or of state.update's arguments. */
+static const json_t *decision_of(const json_t *o)
+{
+    return json_object_get(json_object_get(o, "records"), "decision");
+}
+
+/* Element i of o["lines"] (a decision record's or fee.calc's lines). */
+static const json_t *dec_line(const json_t *o, size_t i)
+{
+    return json_array_get(json_object_get(o, "lines"), i);
+}
+
 /* Drive a whole review of message text under a policy; returns the final answer in
  * answer (caller clears) and leaves the conversation's state in c. */
 static void review_all(conv_t *c, const char *text, const char *policy, const char *med,
@@ -260,29 +291,61 @@ static void review_all(conv_t *c, const char *text, const char *policy, const ch
 
 /* ---- parser ---- */
 
+/* A fresh claim parsed from t (zh: the conversation is in Chinese). */
+static void parse(review_claim_t *c, const char *t, bool zh)
+{
+    review_claim_init(c);
+    review_parse_message(t, strlen(t), zh, c);
+}
+
+/* The facts a parse must find; NULL: not checked. */
+typedef struct {
+    const char *policy_no, *diagnosis, *hospital, *admission, *discharge;
+} facts_t;
+
+static void assert_facts(const review_claim_t *c, const facts_t *f)
+{
+    if (f->policy_no)
+        assert_string_equal(c->policy_no, f->policy_no);
+    if (f->diagnosis)
+        assert_string_equal(c->diagnosis, f->diagnosis);
+    if (f->hospital)
+        assert_string_equal(c->hospital, f->hospital);
+    if (f->admission)
+        assert_string_equal(c->admission, f->admission);
+    if (f->discharge)
+        assert_string_equal(c->discharge, f->discharge);
+}
+
+#define ANY (-1) /* an amount not checked */
+
+/* Bill line i; item/category NULL and amounts ANY: not checked. */
+static void assert_line(const review_claim_t *c, size_t i, const char *item, const char *category,
+                        int64_t amount_fen, int64_t social_fen)
+{
+    assert_true(i < c->n_lines);
+    if (item)
+        assert_string_equal(c->lines[i].item, item);
+    if (category)
+        assert_string_equal(c->lines[i].category, category);
+    if (amount_fen != ANY)
+        assert_int_equal(c->lines[i].amount_fen, amount_fen);
+    if (social_fen != ANY)
+        assert_int_equal(c->lines[i].social_fen, social_fen);
+}
+
 static void test_parse_seed_zh(void **state)
 {
     (void)state;
     review_claim_t c;
-    review_claim_init(&c);
-    review_parse_message(SEED_ZH, strlen(SEED_ZH), true, &c);
-    assert_string_equal(c.policy_no, "P10023");
-    assert_string_equal(c.diagnosis, "急性胆囊炎");
-    assert_string_equal(c.hospital, "上海市第一人民医院");
-    assert_string_equal(c.admission, "2026-05-10");
-    assert_string_equal(c.discharge, "2026-05-14");
+    parse(&c, SEED_ZH, true);
+    assert_facts(
+        &c, &(facts_t){"P10023", "急性胆囊炎", "上海市第一人民医院", "2026-05-10", "2026-05-14"});
     assert_int_equal(c.social_used, REVIEW_YES);
     assert_int_equal(c.n_lines, 4);
-    assert_string_equal(c.lines[1].item, "唾液酸酶测定");
-    assert_string_equal(c.lines[1].category, "化验费");
-    assert_int_equal(c.lines[1].amount_fen, 12000);
-    assert_int_equal(c.lines[1].social_fen, 0);
-    assert_string_equal(c.lines[2].item, "床位费");
-    assert_string_equal(c.lines[2].category, "床位费");
-    assert_int_equal(c.lines[2].amount_fen, 60000);
-    assert_int_equal(c.lines[2].social_fen, 30000);
-    assert_int_equal(c.lines[0].amount_fen, 2800000);
-    assert_int_equal(c.lines[0].social_fen, 1200000);
+    assert_line(&c, 1, "唾液酸酶测定", "化验费", 12000, 0);
+    assert_line(&c, 2, "床位费", "床位费", 60000, 30000);
+    assert_line(&c, 0, NULL, NULL, 2800000, 1200000);
     assert_string_equal(c.problems, "");
     assert_int_equal(review_claim_missing(&c), 0);
 }
@@ -295,21 +358,13 @@ static void test_parse_en(void **state)
                     "Bill: 1. Sialidase test, lab, 120 CNY, social insurance paid 0; 2. Bed fee, "
                     "bed, 1,200.50 CNY, social insurance paid 300";
     review_claim_t c;
-    review_claim_init(&c);
-    review_parse_message(t, strlen(t), false, &c);
-    assert_string_equal(c.policy_no, "P10023");
-    assert_string_equal(c.diagnosis, "acute cholecystitis");
-    assert_string_equal(c.hospital, "Ruijin Hospital");
-    assert_string_equal(c.admission, "2026-05-10");
-    assert_string_equal(c.discharge, "2026-05-14");
+    parse(&c, t, false);
+    assert_facts(&c, &(facts_t){"P10023", "acute cholecystitis", "Ruijin Hospital", "2026-05-10",
+                                "2026-05-14"});
     assert_int_equal(c.social_used, REVIEW_NO);
     assert_int_equal(c.n_lines, 2);
-    assert_string_equal(c.lines[0].item, "Sialidase test");
-    assert_string_equal(c.lines[0].category, "lab");
-    assert_int_equal(c.lines[0].amount_fen, 12000);
-    assert_string_equal(c.lines[1].item, "Bed fee");
-    assert_int_equal(c.lines[1].amount_fen, 120050);
-    assert_int_equal(c.lines[1].social_fen, 30000);
+    assert_line(&c, 0, "Sialidase test", "lab", 12000, ANY);
+    assert_line(&c, 1, "Bed fee", NULL, 120050, 30000);
 }
 
 static void test_parse_lenient(void **state)
@@ -322,25 +377,15 @@ static void test_parse_lenient(void **state)
         "胆结石，未使用社保。费用明细：唾液酸酶测定化验费120元社保支付0、床位费 ¥600 "
         "社保300；手术费 手术费 1.2万元 社保支付 5000；维生素B12测定 化验费 45.5元";
     review_claim_t c;
-    review_claim_init(&c);
-    review_parse_message(t, strlen(t), true, &c);
-    assert_string_equal(c.policy_no, "P10023");
-    assert_string_equal(c.hospital, "上海市第一人民医院");
-    assert_string_equal(c.admission, "2026-05-10");
-    assert_string_equal(c.discharge, "2026-05-14");
-    assert_string_equal(c.diagnosis, "胆结石");
+    parse(&c, t, true);
+    assert_facts(&c,
+                 &(facts_t){"P10023", "胆结石", "上海市第一人民医院", "2026-05-10", "2026-05-14"});
     assert_int_equal(c.social_used, REVIEW_NO);
     assert_int_equal(c.n_lines, 4);
-    assert_string_equal(c.lines[0].item, "唾液酸酶测定");
-    assert_string_equal(c.lines[0].category, "化验费");
-    assert_int_equal(c.lines[0].amount_fen, 12000);
-    assert_string_equal(c.lines[1].item, "床位费");
-    assert_int_equal(c.lines[1].amount_fen, 60000);
-    assert_int_equal(c.lines[1].social_fen, 30000);
-    assert_int_equal(c.lines[2].amount_fen, 1200000);
-    assert_int_equal(c.lines[2].social_fen, 500000);
-    assert_string_equal(c.lines[3].item, "维生素B12测定");
-    assert_int_equal(c.lines[3].amount_fen, 4550);
+    assert_line(&c, 0, "唾液酸酶测定", "化验费", 12000, ANY);
+    assert_line(&c, 1, "床位费", NULL, 60000, 30000);
+    assert_line(&c, 2, NULL, NULL, 1200000, 500000);
+    assert_line(&c, 3, "维生素B12测定", NULL, 4550, ANY);
 }
 
 static void test_parse_json(void **state)
@@ -352,23 +397,19 @@ static void test_parse_json(void **state)
                     "{\"item\":\"唾液酸酶测定\",\"category\":\"化验费\",\"amount\":120,"
                     "\"social_paid\":0},{\"item\":\"床位费\",\"amount\":\"600.5\"}]}";
     review_claim_t c;
-    review_claim_init(&c);
-    review_parse_message(t, strlen(t), true, &c);
+    parse(&c, t, true);
     assert_true(c.json_body);
-    assert_string_equal(c.policy_no, "P10124");
-    assert_string_equal(c.hospital, "华山医院");
+    assert_facts(&c, &(facts_t){.policy_no = "P10124", .hospital = "华山医院"});
     assert_int_equal(c.social_used, REVIEW_NO);
     assert_int_equal(c.pre_existing, REVIEW_NO);
     assert_int_equal(c.n_lines, 2);
-    assert_int_equal(c.lines[1].amount_fen, 60050);
-    assert_int_equal(c.lines[1].social_fen, 0);
+    assert_line(&c, 1, NULL, NULL, 60050, 0);
     assert_string_equal(c.problems, "");
 
     /* Wrong types are reported, not guessed. */
     const char *bad = "{\"policy_no\":\"X1\",\"admission_date\":\"tomorrow\",\"lines\":"
                       "[{\"item\":\"床位费\",\"amount\":-5},{\"amount\":3}]}";
-    review_claim_init(&c);
-    review_parse_message(bad, strlen(bad), false, &c);
+    parse(&c, bad, false);
     assert_non_null(strstr(c.problems, "policy_no"));
     assert_non_null(strstr(c.problems, "admission_date"));
     assert_non_null(strstr(c.problems, "lines[0]"));
@@ -410,46 +451,34 @@ static void test_parse_forms(void **state)
         "未使用社保结算 费用明细 1、唾液酸酶测定 化验费 120元 社保支付0 2、普通病房床位费 "
         "床位费 600元 社保支付0 3、ALT 化验费 CNY 35";
     review_claim_t c;
-    review_claim_init(&c);
-    review_parse_message(t, strlen(t), true, &c);
-    assert_string_equal(c.policy_no, "P10023");
-    assert_string_equal(c.diagnosis, "胆囊结石");
-    assert_string_equal(c.hospital, "瑞金医院");
-    assert_string_equal(c.admission, "2026-05-10");
-    assert_string_equal(c.discharge, "2026-05-12");
+    parse(&c, t, true);
+    assert_facts(&c, &(facts_t){"P10023", "胆囊结石", "瑞金医院", "2026-05-10", "2026-05-12"});
     assert_int_equal(c.social_used, REVIEW_NO);
     assert_int_equal(c.n_lines, 3);
-    assert_string_equal(c.lines[0].item, "唾液酸酶测定");
-    assert_int_equal(c.lines[0].amount_fen, 12000);
-    assert_string_equal(c.lines[1].item, "普通病房床位费");
-    assert_string_equal(c.lines[1].category, "床位费");
-    assert_int_equal(c.lines[1].amount_fen, 60000);
-    assert_string_equal(c.lines[2].item, "ALT");
-    assert_int_equal(c.lines[2].amount_fen, 3500);
+    assert_line(&c, 0, "唾液酸酶测定", NULL, 12000, ANY);
+    assert_line(&c, 1, "普通病房床位费", "床位费", 60000, ANY);
+    assert_line(&c, 2, "ALT", NULL, 3500, ANY);
 
     /* English, facts after the bill, pre-existing denied, an accident. */
     const char *e = "Bill: 1. CBC, lab, 60 CNY; 2. Bed fee, bed, CNY 300, social insurance paid "
                     "100. Policy P10023, diagnosis: wrist fracture from a fall accident, hospital: "
                     "Ruijin Hospital, admission date 2026-08-01, discharge date 2026-08-03, used "
                     "social insurance: yes, pre-existing: none";
-    review_claim_init(&c);
-    review_parse_message(e, strlen(e), false, &c);
-    assert_string_equal(c.policy_no, "P10023");
-    assert_string_equal(c.hospital, "Ruijin Hospital");
-    assert_string_equal(c.admission, "2026-08-01");
-    assert_string_equal(c.discharge, "2026-08-03");
+    parse(&c, e, false);
+    assert_facts(&c, &(facts_t){.policy_no = "P10023",
+                                .hospital = "Ruijin Hospital",
+                                .admission = "2026-08-01",
+                                .discharge = "2026-08-03"});
     assert_int_equal(c.social_used, REVIEW_YES);
     assert_int_equal(c.pre_existing, REVIEW_NO);
     assert_int_equal(c.accident, REVIEW_YES);
     assert_int_equal(c.n_lines, 2);
-    assert_int_equal(c.lines[1].amount_fen, 30000);
-    assert_int_equal(c.lines[1].social_fen, 10000);
+    assert_line(&c, 1, NULL, NULL, 30000, 10000);
     assert_string_equal(c.problems, "");
 
     /* A line without an amount is reported by name. */
     const char *m = "费用明细：1. 唾液酸酶测定 化验费；2. 床位费 床位费 600 元";
-    review_claim_init(&c);
-    review_parse_message(m, strlen(m), true, &c);
+    parse(&c, m, true);
     assert_int_equal(c.n_lines, 1);
     assert_non_null(strstr(c.problems, "唾液酸酶测定"));
 }
@@ -472,15 +501,14 @@ static void test_step1_parallel_lookups(void **state)
     assert_non_null(pol);
     assert_non_null(med);
     assert_non_null(su);
-    assert_string_equal(json_string_value(json_object_get(pol->arguments, "policy_no")), "P10023");
+    assert_string_equal(js(pol->arguments, "policy_no"), "P10023");
     const json_t *items = json_object_get(med->arguments, "items");
     assert_int_equal(json_array_size(items), 4);
     assert_string_equal(json_string_value(json_array_get(items, 1)), "唾液酸酶测定");
     const json_t *slots = json_object_get(su->arguments, "slots");
-    assert_string_equal(json_string_value(json_object_get(slots, "diagnosis")), "急性胆囊炎");
+    assert_string_equal(js(slots, "diagnosis"), "急性胆囊炎");
     assert_true(json_is_true(json_object_get(slots, "social_insurance_used")));
-    assert_non_null(strstr(json_string_value(json_object_get(slots, "bill_lines")),
-                           "\"item\":\"唾液酸酶测定\""));
+    assert_non_null(strstr(js(slots, "bill_lines"), "\"item\":\"唾液酸酶测定\""));
     /* Distinct call ids. */
     assert_string_not_equal(out.calls[0].id, out.calls[1].id);
     llm_rules_out_clear(&out);
@@ -506,34 +534,32 @@ static void test_seed_review_paid(void **state)
     assert_int_equal(out.n_calls, 1);
     assert_string_equal(out.calls[0].name, "fee.calc");
     const json_t *a = out.calls[0].arguments;
-    assert_string_equal(json_string_value(json_object_get(a, "policy_no")), "P10023");
+    assert_string_equal(js(a, "policy_no"), "P10023");
     assert_true(json_is_true(json_object_get(a, "social_insurance_used")));
     const json_t *lines = json_object_get(a, "lines");
     assert_int_equal(json_array_size(lines), 3); /* 微量元素测定 is excluded */
-    assert_string_equal(json_string_value(json_object_get(json_array_get(lines, 1), "item")),
-                        "唾液酸酶测定");
-    assert_true(json_number_value(json_object_get(json_array_get(lines, 1), "amount")) == 120.0);
+    assert_string_equal(js(json_array_get(lines, 1), "item"), "唾液酸酶测定");
+    assert_true(jnum(json_array_get(lines, 1), "amount") == 120.0);
     conv_tools(&c, &out, res, 3);
     llm_rules_out_clear(&out);
 
     run(&c, &out); /* step 3: the decision record */
     assert_int_equal(out.n_calls, 1);
     assert_string_equal(out.calls[0].name, "state.update");
-    const json_t *dec =
-        json_object_get(json_object_get(out.calls[0].arguments, "records"), "decision");
+    const json_t *dec = decision_of(out.calls[0].arguments);
     assert_non_null(dec);
     assert_null(json_object_get(out.calls[0].arguments, "handoff"));
-    assert_string_equal(json_string_value(json_object_get(dec, "status")), "partial");
-    assert_true(json_number_value(json_object_get(dec, "total")) == 6420.0);
-    assert_true(json_number_value(json_object_get(dec, "total_claimed")) == 28800.0);
-    const json_t *l1 = json_array_get(json_object_get(dec, "lines"), 1);
-    assert_string_equal(json_string_value(json_object_get(l1, "decision")), "payable");
-    assert_string_equal(json_string_value(json_object_get(l1, "class")), "biochemical_enzyme");
-    assert_true(json_number_value(json_object_get(l1, "payable")) == 120.0);
-    const json_t *l3 = json_array_get(json_object_get(dec, "lines"), 3);
-    assert_string_equal(json_string_value(json_object_get(l3, "decision")), "refused");
-    assert_string_equal(json_string_value(json_object_get(l3, "reason")), "excluded_class");
-    assert_string_equal(json_string_value(json_object_get(l3, "clause")), "3.2");
+    assert_string_equal(js(dec, "status"), "partial");
+    assert_true(jnum(dec, "total") == 6420.0);
+    assert_true(jnum(dec, "total_claimed") == 28800.0);
+    const json_t *l1 = dec_line(dec, 1);
+    assert_string_equal(js(l1, "decision"), "payable");
+    assert_string_equal(js(l1, "class"), "biochemical_enzyme");
+    assert_true(jnum(l1, "payable") == 120.0);
+    const json_t *l3 = dec_line(dec, 3);
+    assert_string_equal(js(l3, "decision"), "refused");
+    assert_string_equal(js(l3, "reason"), "excluded_class");
+    assert_string_equal(js(l3, "clause"), "3.2");
     conv_tools(&c, &out, res, 3);
     llm_rules_out_clear(&out);
 
@@ -583,10 +609,10 @@ static void test_waiting_period_refused(void **state)
     assert_non_null(strstr(t, "clause 2.4, 3.1"));
     assert_non_null(strstr(t, "Decision: refused. Total payable: CNY 0.00."));
     assert_non_null(strstr(t, "to be confirmed by the insurer's final review"));
-    const json_t *dec = json_object_get(json_object_get(c.state, "records"), "decision");
-    assert_string_equal(json_string_value(json_object_get(dec, "status")), "refused");
-    const json_t *l0 = json_array_get(json_object_get(dec, "lines"), 0);
-    assert_string_equal(json_string_value(json_object_get(l0, "reason")), "waiting_period");
+    const json_t *dec = decision_of(c.state);
+    assert_string_equal(js(dec, "status"), "refused");
+    const json_t *l0 = dec_line(dec, 0);
+    assert_string_equal(js(l0, "reason"), "waiting_period");
     llm_rules_out_clear(&ans);
 
     /* An accident has no waiting period. */
@@ -635,10 +661,10 @@ static void test_pre_existing_and_not_in_force(void **state)
     review_all(&c, early, pol, MED_SEED, NULL, &ans);
     t = text_of(&ans);
     assert_non_null(strstr(t, "不在保险期间内，本次费用不予赔付（条款 1.2）"));
-    const json_t *dec = json_object_get(json_object_get(c.state, "records"), "decision");
-    const json_t *l0 = json_array_get(json_object_get(dec, "lines"), 0);
-    assert_string_equal(json_string_value(json_object_get(l0, "reason")), "not_in_force");
-    assert_string_equal(json_string_value(json_object_get(l0, "clause")), "1.2");
+    const json_t *dec = decision_of(c.state);
+    const json_t *l0 = dec_line(dec, 0);
+    assert_string_equal(js(l0, "reason"), "not_in_force");
+    assert_string_equal(js(l0, "clause"), "1.2");
     llm_rules_out_clear(&ans);
     free(pol);
     conv_free(&c);
@@ -661,28 +687,22 @@ static void test_unknown_item_handoff(void **state)
         {"policy.lookup", pol, true}, {"medical.lookup", MED_SEED, true}, {"fee.calc", fee, true}};
     llm_rules_out_t out;
     run(&c, &out);
-    conv_tools(&c, &out, res, 3);
-    llm_rules_out_clear(&out);
-    run(&c, &out); /* fee.calc on the one payable line */
+    next_step(&c, &out, res, 3); /* fee.calc on the one payable line */
     assert_string_equal(out.calls[0].name, "fee.calc");
     assert_int_equal(json_array_size(json_object_get(out.calls[0].arguments, "lines")), 1);
-    conv_tools(&c, &out, res, 3);
-    llm_rules_out_clear(&out);
-    run(&c, &out); /* decision + handoff */
+    next_step(&c, &out, res, 3); /* decision + handoff */
     const json_t *a = out.calls[0].arguments;
     const char *reason =
         json_string_value(json_object_get(json_object_get(a, "handoff"), "reason"));
     assert_non_null(reason);
     assert_non_null(strstr(reason, "医疗目录中未找到"));
     assert_non_null(strstr(reason, "神秘检查XYZ"));
-    const json_t *dec = json_object_get(json_object_get(a, "records"), "decision");
-    assert_string_equal(json_string_value(json_object_get(dec, "status")), "pending");
-    const json_t *l1 = json_array_get(json_object_get(dec, "lines"), 1);
-    assert_string_equal(json_string_value(json_object_get(l1, "decision")), "pending");
-    assert_string_equal(json_string_value(json_object_get(l1, "reason")), "unknown_item");
-    conv_tools(&c, &out, res, 3);
-    llm_rules_out_clear(&out);
-    run(&c, &out);
+    const json_t *dec = decision_of(a);
+    assert_string_equal(js(dec, "status"), "pending");
+    const json_t *l1 = dec_line(dec, 1);
+    assert_string_equal(js(l1, "decision"), "pending");
+    assert_string_equal(js(l1, "reason"), "unknown_item");
+    next_step(&c, &out, res, 3);
     const char *t = text_of(&out);
     assert_non_null(strstr(t, "神秘检查XYZ：医疗目录中未找到该项目 → 转人工审核"));
     assert_non_null(strstr(t, "| 神秘检查XYZ | 300.00 | 0.00 | — | — | — | 待定 | 待人工审核 |"));
@@ -718,7 +738,7 @@ static void test_multi_message_slots(void **state)
     json_t *m;
     json_array_foreach(c.messages, i, m)
     {
-        const char *role = json_string_value(json_object_get(m, "role"));
+        const char *role = js(m, "role");
         if (strcmp(role, "tool") != 0 && json_object_get(m, "tool_calls") == NULL)
             json_array_append(keep, m);
     }
@@ -734,9 +754,8 @@ static void test_multi_message_slots(void **state)
     const llm_rules_call_t *su = find_call(&out, "state.update");
     assert_non_null(su);
     const json_t *slots = json_object_get(su->arguments, "slots");
-    assert_string_equal(json_string_value(json_object_get(slots, "hospital")),
-                        "上海市第一人民医院");
-    assert_string_equal(json_string_value(json_object_get(slots, "admission_date")), "2026-05-10");
+    assert_string_equal(js(slots, "hospital"), "上海市第一人民医院");
+    assert_string_equal(js(slots, "admission_date"), "2026-05-10");
     assert_string_equal(json_string_value(json_object_get(
                             find_call(&out, "policy.lookup")->arguments, "policy_no")),
                         "P10023");
@@ -825,9 +844,9 @@ static void test_lapsed_and_not_medical(void **state)
     const char *t = text_of(&ans);
     assert_non_null(strstr(t, "但保单已失效，入院时是否有效需人工核实"));
     assert_non_null(strstr(t, "保单已失效，需人工核实入院时保单是否有效：唾液酸酶测定"));
-    assert_string_equal(json_string_value(json_object_get(c.state, "handoff")), "pending");
-    const json_t *dec = json_object_get(json_object_get(c.state, "records"), "decision");
-    assert_string_equal(json_string_value(json_object_get(dec, "status")), "pending");
+    assert_string_equal(js(c.state, "handoff"), "pending");
+    const json_t *dec = decision_of(c.state);
+    assert_string_equal(js(dec, "status"), "pending");
     llm_rules_out_clear(&ans);
     conv_free(&c);
     free(pol);
@@ -843,7 +862,7 @@ static void test_lapsed_and_not_medical(void **state)
                      "CBC, lab, 60 CNY";
     review_all(&c, en, ci, MED_SEED, NULL, &ans);
     assert_non_null(strstr(text_of(&ans), "is not a medical (million medical) policy"));
-    assert_null(json_object_get(json_object_get(c.state, "records"), "decision"));
+    assert_null(decision_of(c.state));
     llm_rules_out_clear(&ans);
     conv_free(&c);
     free(ci);
@@ -923,8 +942,7 @@ static void test_parse_hostile(void **state)
 
     /* An amount beyond fee.calc's maximum is a problem, not an overflow. */
     const char *huge = "费用明细：1. 床位费 床位费 99999999999999999999 元 社保支付 0";
-    review_claim_init(&c);
-    review_parse_message(huge, strlen(huge), true, &c);
+    parse(&c, huge, true);
     assert_int_equal(c.n_lines, 0);
     assert_non_null(strstr(c.problems, "缺少有效金额"));
 
@@ -973,16 +991,14 @@ static void test_tool_failures(void **state)
         {"fee.calc", FEE_SEED, true}};
     llm_rules_out_t out;
     run(&c, &out);
-    conv_tools(&c, &out, res, 3);
-    llm_rules_out_clear(&out);
-    run(&c, &out);
+    next_step(&c, &out, res, 3);
     assert_string_equal(out.calls[0].name, "state.update"); /* no fee.calc: nothing payable */
     const json_t *a = out.calls[0].arguments;
     assert_non_null(
         strstr(json_string_value(json_object_get(json_object_get(a, "handoff"), "reason")),
                "医疗目录查询失败"));
-    const json_t *dec = json_object_get(json_object_get(a, "records"), "decision");
-    assert_string_equal(json_string_value(json_object_get(dec, "status")), "pending");
+    const json_t *dec = decision_of(a);
+    assert_string_equal(js(dec, "status"), "pending");
     llm_rules_out_clear(&out);
     conv_free(&c);
 
@@ -1045,7 +1061,7 @@ static void test_largest_answer(void **state)
     assert_true(strlen(t) < LLM_BUF_MAX);
     assert_non_null(strstr(t, "| 合计 | 49,382.40 | 0.00 | 49,382.40 | 0.00 |  | 0.00 |  |"));
     assert_non_null(strstr(t, "最终以保险公司审核为准"));
-    const json_t *dec = json_object_get(json_object_get(c.state, "records"), "decision");
+    const json_t *dec = decision_of(c.state);
     assert_int_equal(json_array_size(json_object_get(dec, "lines")), REVIEW_LINES_MAX);
     llm_rules_out_clear(&ans);
     conv_free(&c);

@@ -27,6 +27,7 @@
 #include "llm_backend.h"
 #include "rules.h"
 #include "rules_trainer.h"
+#include "mesh_harness.h"
 
 /* ---- a hand-made training.scenario result: 2 objections, 6 strategies, the rubric ---- */
 
@@ -205,15 +206,7 @@ static void append_user(conv_t *c, const char *text)
 static json_t *apply_state_update(conv_t *c, const json_t *args)
 {
     json_t *rec = json_object_get(c->state, "records");
-    const char *k;
-    json_t *v;
-    json_object_foreach(json_object_get(args, "records"), k, v)
-    {
-        if (json_is_null(v))
-            json_object_del(rec, k);
-        else
-            json_object_set(rec, k, v);
-    }
+    mh_json_merge(rec, json_object_get(args, "records"));
     const json_t *mode = json_object_get(args, "mode");
     if (json_is_string(mode))
         json_object_set(c->state, "mode", (json_t *)mode);

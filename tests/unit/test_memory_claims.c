@@ -283,8 +283,7 @@ static void test_invalid(void **state)
 static void test_redis_down(void **state)
 {
     tf_t *fx = *state;
-    assert_true(mh_redis_stop(s_tf_redis) >= 0);
-    assert_true(tf_run_until(fx, tf_cond_down, fx, TF_WAIT_MS));
+    tf_redis_down(fx);
     tf_res_t r;
     tf_call(fx, &r, "tool.call", "cd", NULL, REG_ARGS("P10023"));
     assert_int_equal(r.status, MESH_EUNAVAIL);
@@ -294,12 +293,8 @@ static void test_redis_down(void **state)
             "{\"name\":\"claim.get\",\"arguments\":{\"claim_no\":\"CLM20260101000001\"}}");
     assert_int_equal(r.status, MESH_EUNAVAIL);
     tf_res_clear(&r);
-    assert_int_equal(mh_redis_restart(s_tf_redis), 0);
-    redisFree(fx->sync);
-    fx->sync = redisConnect("127.0.0.1", mh_redis_port(s_tf_redis));
-    assert_true(fx->sync != NULL && fx->sync->err == 0);
-    assert_true(tf_run_until(fx, tf_cond_up, fx, TF_WAIT_MS));
-    assert_true(tf_run_until(fx, tf_cond_loaded, fx, TF_WAIT_MS));
+    tf_redis_up_again(fx);
+    assert_true(mh_loop_run_until(&fx->lp, tf_cond_loaded, fx, TF_WAIT_MS));
     result_of(tf_ok(fx, &r, "tool.call", "cd", NULL, REG_ARGS("P10023")));
     tf_res_clear(&r);
 }
@@ -361,17 +356,13 @@ static void test_schema_matches_tools_json(void **state)
 
 int main(void)
 {
-    mesh_log_init("test_memory_claims", MESH_LOG_ERROR);
-    if (mh_init("unit_memory_claims") != 0)
-        return 1;
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_register_idempotent, tf_setup, tf_teardown),
-        cmocka_unit_test_setup_teardown(test_sequence_format, tf_setup, tf_teardown),
-        cmocka_unit_test_setup_teardown(test_get, tf_setup, tf_teardown),
-        cmocka_unit_test_setup_teardown(test_invalid, tf_setup, tf_teardown),
-        cmocka_unit_test_setup_teardown(test_redis_down, tf_setup, tf_teardown),
+        TF_TEST(test_register_idempotent),
+        TF_TEST(test_sequence_format),
+        TF_TEST(test_get),
+        TF_TEST(test_invalid),
+        TF_TEST(test_redis_down),
         cmocka_unit_test(test_schema_matches_tools_json),
     };
-    int failed = cmocka_run_group_tests(tests, tf_group_setup, tf_group_teardown);
-    return mh_finish(failed);
+    return TF_MAIN("memory_claims", tests);
 }

@@ -3,6 +3,7 @@
  * memory_ops_call (claims, handoff): a real redis-server (one per test
  * executable), a mesh_redis + memory_ops on a private uv loop, and a
  * blocking hiredis connection to inspect what is stored.
+ * test_memory_ops.c uses it too, with memory_ops_run.
  *
  * Header-only (static functions): each test executable includes it once.
  */
@@ -21,6 +22,7 @@
 
 #include "memory_ops.h"
 #include "mesh/mesh_err.h"
+#include "mesh/mesh_log.h"
 #include "mesh/mesh_redis.h"
 #include "mesh_harness.h"
 
@@ -33,11 +35,10 @@
 static mh_redis_t *s_tf_redis;
 
 typedef struct {
-    uv_loop_t loop;
-    uv_timer_t tick;
+    mh_loop_t lp;
     mesh_redis_t *r;
     memory_ops_t *ops;
-    redisContext *sync;
+    redisContext *sync; /* inspection connection */
 } tf_t;
 
 typedef struct {
@@ -45,35 +46,13 @@ typedef struct {
     int status;
     char err[MESH_ERRMSG_MAX + 1];
     json_t *data;
-    bool sync; /* refused or answered by memory_ops_call itself */
+    bool sync; /* refused or answered by memory_ops_call / memory_ops_run itself */
 } tf_res_t;
 
-static void tf_on_tick(uv_timer_t *t)
+/* Redis seen down by the fixture's connection (kept for test_channel_memory.c). */
+__attribute__((unused)) static bool tf_cond_down(void *arg)
 {
-    (void)t;
-}
-
-typedef bool (*tf_cond_fn)(void *arg);
-
-static bool tf_run_until(tf_t *fx, tf_cond_fn cond, void *arg, uint64_t timeout_ms)
-{
-    uint64_t deadline = mh_now_ms() + timeout_ms;
-    uv_ref((uv_handle_t *)&fx->tick);
-    bool ok;
-    while (!(ok = cond(arg)) && mh_now_ms() < deadline)
-        uv_run(&fx->loop, UV_RUN_ONCE);
-    uv_unref((uv_handle_t *)&fx->tick);
-    return ok;
-}
-
-static bool tf_cond_up(void *arg)
-{
-    return mesh_redis_up(((tf_t *)arg)->r);
-}
-
-static bool tf_cond_down(void *arg)
-{
-    return !mesh_redis_up(((tf_t *)arg)->r);
+    return mh_cond_redis_down(((tf_t *)arg)->r);
 }
 
 static bool tf_cond_loaded(void *arg)
@@ -89,18 +68,9 @@ static void tf_on_state(mesh_redis_t *r, bool up, void *arg)
         memory_ops_redis_up(fx->ops);
 }
 
-static int tf_setup(void **state)
+/* Connect mesh_redis and memory_ops (history_max) and wait until up with scripts loaded. */
+static bool tf_open(tf_t *fx, uint32_t history_max)
 {
-    tf_t *fx = calloc(1, sizeof *fx);
-    if (fx == NULL || uv_loop_init(&fx->loop) != 0)
-        return -1;
-    uv_timer_init(&fx->loop, &fx->tick);
-    uv_timer_start(&fx->tick, tf_on_tick, TF_TICK_MS, TF_TICK_MS);
-    uv_unref((uv_handle_t *)&fx->tick);
-    fx->sync = redisConnect("127.0.0.1", mh_redis_port(s_tf_redis));
-    if (fx->sync == NULL || fx->sync->err)
-        return -1;
-    freeReplyObject(redisCommand(fx->sync, "FLUSHALL"));
     mesh_redis_opts_t o = {
         .host = "127.0.0.1",
         .port = mh_redis_port(s_tf_redis),
@@ -108,12 +78,24 @@ static int tf_setup(void **state)
         .reconnect_min_ms = 10,
         .reconnect_max_ms = 100,
     };
-    fx->r = mesh_redis_new(&fx->loop, &o, tf_on_state, fx);
-    memory_ops_cfg_t cfg = {.ttl_s = TF_TTL_S, .history_max = TF_HISTORY_MAX};
+    fx->r = mesh_redis_new(&fx->lp.loop, &o, tf_on_state, fx);
+    memory_ops_cfg_t cfg = {.ttl_s = TF_TTL_S, .history_max = history_max};
     fx->ops = fx->r != NULL ? memory_ops_new(fx->r, &cfg) : NULL;
-    if (fx->ops == NULL || mesh_redis_start(fx->r) != 0 ||
-        !tf_run_until(fx, tf_cond_up, fx, TF_WAIT_MS) ||
-        !tf_run_until(fx, tf_cond_loaded, fx, TF_WAIT_MS))
+    return fx->ops != NULL && mesh_redis_start(fx->r) == 0 &&
+           mh_loop_run_until(&fx->lp, mh_cond_redis_up, fx->r, TF_WAIT_MS) &&
+           mh_loop_run_until(&fx->lp, tf_cond_loaded, fx, TF_WAIT_MS);
+}
+
+static int tf_setup(void **state)
+{
+    tf_t *fx = calloc(1, sizeof *fx);
+    if (fx == NULL || mh_loop_init(&fx->lp, TF_TICK_MS) != 0)
+        return -1;
+    fx->sync = redisConnect("127.0.0.1", mh_redis_port(s_tf_redis));
+    if (fx->sync == NULL || fx->sync->err)
+        return -1;
+    freeReplyObject(redisCommand(fx->sync, "FLUSHALL"));
+    if (!tf_open(fx, TF_HISTORY_MAX))
         return -1;
     *state = fx;
     return 0;
@@ -124,13 +106,11 @@ static int tf_teardown(void **state)
     tf_t *fx = *state;
     mesh_redis_destroy(&fx->r);
     memory_ops_destroy(&fx->ops);
-    uv_close((uv_handle_t *)&fx->tick, NULL);
-    uv_run(&fx->loop, UV_RUN_DEFAULT);
-    int rc = uv_loop_close(&fx->loop);
+    int rc = mh_loop_close(&fx->lp);
     if (fx->sync != NULL)
         redisFree(fx->sync);
     free(fx);
-    return rc == 0 ? 0 : -1;
+    return rc;
 }
 
 static int tf_group_setup(void **state)
@@ -169,22 +149,24 @@ static bool tf_cond_done(void *arg)
     return ((tf_res_t *)arg)->calls > 0;
 }
 
-/* Run op (conv and tenant may be NULL) with args as JSON text (NULL: none). */
-static void tf_call(tf_t *fx, tf_res_t *res, const char *op, const char *conv, const char *tenant,
-                    const char *args_json)
+/* args_json parsed (NULL: none); a bad test JSON fails the test. */
+static json_t *tf_args(const char *args_json)
 {
-    memset(res, 0, sizeof *res);
-    json_t *args = NULL;
-    if (args_json != NULL) {
-        json_error_t jerr;
-        args = json_loads(args_json, 0, &jerr);
-        if (args == NULL)
-            fail_msg("bad test JSON: %s: %s", args_json, jerr.text);
-    }
-    memory_req_t req = {.op = op, .conv = conv, .tenant = tenant, .args = args};
-    json_t *now = NULL;
-    int rc = memory_ops_call(fx->ops, &req, tf_on_done, res, &now, res->err, sizeof res->err);
-    json_decref(args);
+    if (args_json == NULL)
+        return NULL;
+    json_error_t jerr;
+    json_t *args = json_loads(args_json, 0, &jerr);
+    if (args == NULL)
+        fail_msg("bad test JSON: %s: %s", args_json, jerr.text);
+    return args;
+}
+
+/*
+ * The rest of a call that returned rc (and *now): either refused or answered
+ * by the call itself (done never called), or answered once by done on the loop.
+ */
+static void tf_finish(tf_t *fx, tf_res_t *res, int rc, json_t *now)
+{
     if (rc != 0 || now != NULL) {
         assert_int_equal(res->calls, 0);
         assert_true(rc == 0 || now == NULL);
@@ -194,19 +176,39 @@ static void tf_call(tf_t *fx, tf_res_t *res, const char *op, const char *conv, c
         return;
     }
     assert_int_equal(res->calls, 0); /* never from inside the call */
-    assert_true(tf_run_until(fx, tf_cond_done, res, TF_WAIT_MS));
+    assert_true(mh_loop_run_until(&fx->lp, tf_cond_done, res, TF_WAIT_MS));
     assert_int_equal(res->calls, 1);
 }
 
-/* tf_call that must succeed with status 0; returns the data (owned by res). */
-static json_t *tf_ok(tf_t *fx, tf_res_t *res, const char *op, const char *conv, const char *tenant,
-                     const char *args_json)
+/* Run op (conv and tenant may be NULL) with args as JSON text (NULL: none). */
+static void tf_call(tf_t *fx, tf_res_t *res, const char *op, const char *conv, const char *tenant,
+                    const char *args_json)
 {
-    tf_call(fx, res, op, conv, tenant, args_json);
+    memset(res, 0, sizeof *res);
+    json_t *args = tf_args(args_json);
+    memory_req_t req = {.op = op, .conv = conv, .tenant = tenant, .args = args};
+    json_t *now = NULL;
+    int rc = memory_ops_call(fx->ops, &req, tf_on_done, res, &now, res->err, sizeof res->err);
+    json_decref(args);
+    tf_finish(fx, res, rc, now);
+}
+
+/* res must hold a success with data (the result of op); returns the data (owned by res). */
+static json_t *tf_data_ok(const tf_res_t *res, const char *op)
+{
     if (res->status != 0)
         fail_msg("%s failed: %d %s", op, res->status, res->err);
     assert_non_null(res->data);
     return res->data;
+}
+
+/* tf_call that must succeed with status 0; returns the data (owned by res). */
+__attribute__((unused)) static json_t *tf_ok(tf_t *fx, tf_res_t *res, const char *op,
+                                             const char *conv, const char *tenant,
+                                             const char *args_json)
+{
+    tf_call(fx, res, op, conv, tenant, args_json);
+    return tf_data_ok(res, op);
 }
 
 static redisReply *tf_cmd(tf_t *fx, const char *fmt, ...)
@@ -238,6 +240,42 @@ static const char *tf_str(const json_t *obj, const char *key)
     if (!json_is_string(v))
         fail_msg("key %s: not a string", key);
     return json_string_value(v);
+}
+
+/* Stop the server and wait until the fixture's connection sees it down. */
+__attribute__((unused)) static void tf_redis_down(tf_t *fx)
+{
+    assert_true(mh_redis_stop(s_tf_redis) >= 0);
+    assert_true(mh_loop_run_until(&fx->lp, mh_cond_redis_down, fx->r, TF_WAIT_MS));
+}
+
+/* Start it again, reconnect the inspection connection, wait until the fixture's is up. */
+__attribute__((unused)) static void tf_redis_up_again(tf_t *fx)
+{
+    assert_int_equal(mh_redis_restart(s_tf_redis), 0);
+    redisFree(fx->sync);
+    fx->sync = redisConnect("127.0.0.1", mh_redis_port(s_tf_redis));
+    assert_true(fx->sync != NULL && fx->sync->err == 0);
+    assert_true(mh_loop_run_until(&fx->lp, mh_cond_redis_up, fx->r, TF_WAIT_MS));
+}
+
+/* A test run with the fixture's per-test setup and teardown. */
+#define TF_TEST(fn) cmocka_unit_test_setup_teardown(fn, tf_setup, tf_teardown)
+
+/* main() of a test executable "<name>": the group runs against one redis-server. */
+#define TF_MAIN(name, tests) tf_main(name, tests, sizeof(tests) / sizeof((tests)[0]))
+
+__attribute__((unused)) static int tf_main(const char *name, const struct CMUnitTest *tests,
+                                           size_t n)
+{
+    char log_name[64], test_name[64];
+    snprintf(log_name, sizeof log_name, "test_%s", name);
+    snprintf(test_name, sizeof test_name, "unit_%s", name);
+    mesh_log_init(log_name, MESH_LOG_ERROR);
+    if (mh_init(test_name) != 0)
+        return 1;
+    int failed = _cmocka_run_group_tests(name, tests, n, tf_group_setup, tf_group_teardown);
+    return mh_finish(failed);
 }
 
 #endif

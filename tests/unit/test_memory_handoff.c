@@ -357,8 +357,7 @@ static void test_bad_args(void **state)
 static void test_redis_down(void **state)
 {
     tf_t *fx = *state;
-    assert_true(mh_redis_stop(s_tf_redis) >= 0);
-    assert_true(tf_run_until(fx, tf_cond_down, fx, TF_WAIT_MS));
+    tf_redis_down(fx);
     tf_res_t r;
     tf_call(fx, &r, "handoff.list", NULL, NULL, NULL);
     assert_int_equal(r.status, MESH_EUNAVAIL);
@@ -366,11 +365,7 @@ static void test_redis_down(void **state)
     tf_call(fx, &r, "handoff.claim", "x", NULL, "{\"person\":\"a\"}");
     assert_int_equal(r.status, MESH_EUNAVAIL);
     tf_res_clear(&r);
-    assert_int_equal(mh_redis_restart(s_tf_redis), 0);
-    redisFree(fx->sync);
-    fx->sync = redisConnect("127.0.0.1", mh_redis_port(s_tf_redis));
-    assert_true(fx->sync != NULL && fx->sync->err == 0);
-    assert_true(tf_run_until(fx, tf_cond_up, fx, TF_WAIT_MS));
+    tf_redis_up_again(fx);
     tf_ok(fx, &r, "handoff.list", NULL, NULL, NULL);
     tf_res_clear(&r);
 }
@@ -394,18 +389,14 @@ static void test_list_inflight_destroyed(void **state)
 
 int main(void)
 {
-    mesh_log_init("test_memory_handoff", MESH_LOG_ERROR);
-    if (mh_init("unit_memory_handoff") != 0)
-        return 1;
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_turn_end_queues_pending, tf_setup, tf_teardown),
-        cmocka_unit_test_setup_teardown(test_claim, tf_setup, tf_teardown),
-        cmocka_unit_test_setup_teardown(test_reply_note_release, tf_setup, tf_teardown),
-        cmocka_unit_test_setup_teardown(test_list_and_repair, tf_setup, tf_teardown),
-        cmocka_unit_test_setup_teardown(test_bad_args, tf_setup, tf_teardown),
-        cmocka_unit_test_setup_teardown(test_redis_down, tf_setup, tf_teardown),
-        cmocka_unit_test_setup_teardown(test_list_inflight_destroyed, tf_setup, tf_teardown),
+        TF_TEST(test_turn_end_queues_pending),
+        TF_TEST(test_claim),
+        TF_TEST(test_reply_note_release),
+        TF_TEST(test_list_and_repair),
+        TF_TEST(test_bad_args),
+        TF_TEST(test_redis_down),
+        TF_TEST(test_list_inflight_destroyed),
     };
-    int failed = cmocka_run_group_tests(tests, tf_group_setup, tf_group_teardown);
-    return mh_finish(failed);
+    return TF_MAIN("memory_handoff", tests);
 }

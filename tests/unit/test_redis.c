@@ -106,8 +106,7 @@ static void server_ensure_running(void)
 /* ------------------------------------------------------------ the fixture */
 
 typedef struct {
-    uv_loop_t loop;
-    uv_timer_t tick;
+    mh_loop_t lp;
     mesh_redis_t *r;
     int ups, downs;
 } fx_t;
@@ -122,11 +121,6 @@ static void on_state(mesh_redis_t *r, bool up, void *arg)
         fx->downs++;
 }
 
-static void on_tick(uv_timer_t *t)
-{
-    (void)t;
-}
-
 static mesh_redis_t *fx_redis(fx_t *fx, int port)
 {
     mesh_redis_opts_t o = {
@@ -136,17 +130,14 @@ static mesh_redis_t *fx_redis(fx_t *fx, int port)
         .reconnect_min_ms = T_RECONNECT_MIN_MS,
         .reconnect_max_ms = T_RECONNECT_MAX_MS,
     };
-    return mesh_redis_new(&fx->loop, &o, on_state, fx);
+    return mesh_redis_new(&fx->lp.loop, &o, on_state, fx);
 }
 
 static int setup(void **state)
 {
     fx_t *fx = calloc(1, sizeof *fx);
-    if (fx == NULL || uv_loop_init(&fx->loop) != 0)
+    if (fx == NULL || mh_loop_init(&fx->lp, T_TICK_MS) != 0)
         return -1;
-    uv_timer_init(&fx->loop, &fx->tick);
-    uv_timer_start(&fx->tick, on_tick, T_TICK_MS, T_TICK_MS);
-    uv_unref((uv_handle_t *)&fx->tick);
     *state = fx;
     return 0;
 }
@@ -155,37 +146,11 @@ static int teardown(void **state)
 {
     fx_t *fx = *state;
     mesh_redis_destroy(&fx->r);
-    uv_close((uv_handle_t *)&fx->tick, NULL);
     /* Every handle of the module must close: the loop then closes cleanly. */
-    uv_run(&fx->loop, UV_RUN_DEFAULT);
-    int rc = uv_loop_close(&fx->loop);
+    int rc = mh_loop_close(&fx->lp);
     free(fx);
     server_ensure_running();
-    return rc == 0 ? 0 : -1;
-}
-
-typedef bool (*cond_fn)(void *arg);
-
-/* Run the loop until cond(arg) holds or timeout_ms passes. */
-static bool run_until(fx_t *fx, cond_fn cond, void *arg, uint64_t timeout_ms)
-{
-    uint64_t deadline = mh_now_ms() + timeout_ms;
-    uv_ref((uv_handle_t *)&fx->tick);
-    bool ok;
-    while (!(ok = cond(arg)) && mh_now_ms() < deadline)
-        uv_run(&fx->loop, UV_RUN_ONCE);
-    uv_unref((uv_handle_t *)&fx->tick);
-    return ok;
-}
-
-static bool cond_up(void *arg)
-{
-    return mesh_redis_up(((fx_t *)arg)->r);
-}
-
-static bool cond_down(void *arg)
-{
-    return !mesh_redis_up(((fx_t *)arg)->r);
+    return rc;
 }
 
 static void fx_start_up(fx_t *fx)
@@ -193,7 +158,7 @@ static void fx_start_up(fx_t *fx)
     fx->r = fx_redis(fx, s_port);
     assert_non_null(fx->r);
     assert_int_equal(mesh_redis_start(fx->r), 0);
-    assert_true(run_until(fx, cond_up, fx, T_WAIT_MS));
+    assert_true(mh_loop_run_until(&fx->lp, mh_cond_redis_up, fx->r, T_WAIT_MS));
     assert_int_equal(fx->ups, 1);
 }
 
@@ -269,7 +234,7 @@ static call_t cmd_sync(fx_t *fx, const char *a0, const char *a1, const char *a2)
 {
     call_t c = {0};
     assert_int_equal(cmd(fx, &c, a0, a1, a2), 0);
-    assert_true(run_until(fx, cond_called, &c, T_WAIT_MS));
+    assert_true(mh_loop_run_until(&fx->lp, cond_called, &c, T_WAIT_MS));
     assert_int_equal(c.calls, 1);
     return c;
 }
@@ -280,13 +245,13 @@ static void test_bad_options(void **state)
 {
     fx_t *fx = *state;
     mesh_redis_opts_t o = {.host = NULL, .port = 6379};
-    assert_null(mesh_redis_new(&fx->loop, &o, NULL, NULL));
+    assert_null(mesh_redis_new(&fx->lp.loop, &o, NULL, NULL));
     o.host = "127.0.0.1";
     o.port = 0;
-    assert_null(mesh_redis_new(&fx->loop, &o, NULL, NULL));
+    assert_null(mesh_redis_new(&fx->lp.loop, &o, NULL, NULL));
     o.port = 70000;
-    assert_null(mesh_redis_new(&fx->loop, &o, NULL, NULL));
-    assert_null(mesh_redis_new(&fx->loop, NULL, NULL, NULL));
+    assert_null(mesh_redis_new(&fx->lp.loop, &o, NULL, NULL));
+    assert_null(mesh_redis_new(&fx->lp.loop, NULL, NULL, NULL));
 }
 
 static void test_commands(void **state)
@@ -310,7 +275,7 @@ static void test_commands(void **state)
     size_t lens[] = {3, 13, sizeof bin};
     call_t s = {0};
     assert_int_equal(mesh_redis_command(fx->r, on_call, &s, 3, argv, lens), 0);
-    assert_true(run_until(fx, cond_called, &s, T_WAIT_MS));
+    assert_true(mh_loop_run_until(&fx->lp, cond_called, &s, T_WAIT_MS));
     c = cmd_sync(fx, "STRLEN", "mesh:test:bin", NULL);
     assert_int_equal(c.type, REDIS_REPLY_INTEGER);
     assert_int_equal(c.integer, 3);
@@ -327,7 +292,7 @@ static void test_commands(void **state)
         assert_int_equal(cmd(fx, &many[i], "INCR", "mesh:test:ctr", NULL), 0);
     assert_int_equal(mesh_redis_pending(fx->r), 50);
     calls_t cs = {many, 50};
-    assert_true(run_until(fx, cond_all_called, &cs, T_WAIT_MS));
+    assert_true(mh_loop_run_until(&fx->lp, cond_all_called, &cs, T_WAIT_MS));
     for (int i = 0; i < 50; i++) {
         assert_int_equal(many[i].calls, 1);
         assert_int_equal(many[i].integer, i + 1);
@@ -364,7 +329,7 @@ static void test_unavailable_before_up(void **state)
     assert_int_equal(mesh_redis_start(fx->r), 0);
     /* Connecting (handshake not answered yet): still refused. */
     assert_int_equal(cmd(fx, &c, "PING", NULL, NULL), MESH_EUNAVAIL);
-    assert_true(run_until(fx, cond_up, fx, T_WAIT_MS));
+    assert_true(mh_loop_run_until(&fx->lp, mh_cond_redis_up, fx->r, T_WAIT_MS));
     assert_int_equal(c.calls, 0);
     assert_int_equal(fx->ups, 1);
 }
@@ -384,7 +349,7 @@ static void test_timeout_on_stopped_server(void **state)
     }
     assert_int_equal(mesh_redis_pending(fx->r), T_BURST);
     calls_t cs = {calls, T_BURST};
-    assert_true(run_until(fx, cond_all_called, &cs, T_WAIT_MS));
+    assert_true(mh_loop_run_until(&fx->lp, cond_all_called, &cs, T_WAIT_MS));
     for (int i = 0; i < T_BURST; i++) {
         assert_int_equal(calls[i].calls, 1);
         assert_int_equal(calls[i].status, MESH_ETIMEDOUT);
@@ -404,12 +369,12 @@ static void test_timeout_on_stopped_server(void **state)
     assert_true(mh_now_ms() - t1 < 50);
 
     /* While stopped, reconnects reach TCP but never the PONG: stays down. */
-    run_until(fx, cond_up, fx, 3 * T_TIMEOUT_MS);
+    mh_loop_run_until(&fx->lp, mh_cond_redis_up, fx->r, 3 * T_TIMEOUT_MS);
     assert_false(mesh_redis_up(fx->r));
     assert_int_equal(fx->ups, 1);
 
     assert_int_equal(mh_proc_signal(s_server, SIGCONT), 0);
-    assert_true(run_until(fx, cond_up, fx, T_WAIT_MS));
+    assert_true(mh_loop_run_until(&fx->lp, mh_cond_redis_up, fx->r, T_WAIT_MS));
     assert_int_equal(fx->ups, 2);
     call_t c = cmd_sync(fx, "PING", NULL, NULL);
     assert_int_equal(c.status, 0);
@@ -431,7 +396,7 @@ static void test_killed_server(void **state)
     uint64_t t0 = mh_now_ms();
     mh_proc_kill9(s_server);
     calls_t cs = {calls, T_BURST};
-    assert_true(run_until(fx, cond_all_called, &cs, T_WAIT_MS));
+    assert_true(mh_loop_run_until(&fx->lp, cond_all_called, &cs, T_WAIT_MS));
     for (int i = 0; i < T_BURST; i++) {
         assert_int_equal(calls[i].calls, 1);
         assert_int_equal(calls[i].status, MESH_EUNAVAIL);
@@ -440,7 +405,7 @@ static void test_killed_server(void **state)
     assert_int_equal(fx->downs, 1);
 
     /* Down with nothing listening: EUNAVAIL immediately, repeatedly. */
-    run_until(fx, cond_up, fx, 2 * T_TIMEOUT_MS);
+    mh_loop_run_until(&fx->lp, mh_cond_redis_up, fx->r, 2 * T_TIMEOUT_MS);
     assert_false(mesh_redis_up(fx->r));
     for (int i = 0; i < 3; i++) {
         call_t c = {0};
@@ -451,7 +416,7 @@ static void test_killed_server(void **state)
     /* Restarted on the same port: reconnects on its own, state_cb(true). */
     assert_int_equal(mh_proc_restart(s_server), 0);
     assert_int_equal(wait_server_ping(), 0);
-    assert_true(run_until(fx, cond_up, fx, T_WAIT_MS));
+    assert_true(mh_loop_run_until(&fx->lp, mh_cond_redis_up, fx->r, T_WAIT_MS));
     assert_int_equal(fx->ups, 2);
     call_t c = cmd_sync(fx, "SET", "mesh:test:after", "1");
     assert_int_equal(c.status, 0);
@@ -464,10 +429,10 @@ static void test_server_shutdown_idle(void **state)
     fx_start_up(fx);
     /* No command pending: the loss is seen through the disconnect callback. */
     assert_true(mh_proc_stop(s_server, 5000) >= 0);
-    assert_true(run_until(fx, cond_down, fx, T_WAIT_MS));
+    assert_true(mh_loop_run_until(&fx->lp, mh_cond_redis_down, fx->r, T_WAIT_MS));
     assert_int_equal(fx->downs, 1);
     assert_int_equal(mh_proc_restart(s_server), 0);
-    assert_true(run_until(fx, cond_up, fx, T_WAIT_MS));
+    assert_true(mh_loop_run_until(&fx->lp, mh_cond_redis_up, fx->r, T_WAIT_MS));
     assert_int_equal(fx->ups, 2);
 }
 
@@ -504,7 +469,7 @@ static void test_destroy_from_callback(void **state)
     for (int i = 0; i < T_BURST; i++)
         assert_int_equal(cmd(fx, &calls[i], "PING", NULL, NULL), 0);
     calls_t cs = {calls, T_BURST};
-    assert_true(run_until(fx, cond_all_called, &cs, T_WAIT_MS));
+    assert_true(mh_loop_run_until(&fx->lp, cond_all_called, &cs, T_WAIT_MS));
     assert_null(fx->r);
     assert_int_equal(calls[0].status, 0);
     for (int i = 1; i < T_BURST; i++) {
@@ -524,7 +489,7 @@ static void test_destroy_from_timeout_callback(void **state)
     for (int i = 0; i < T_BURST; i++)
         assert_int_equal(cmd(fx, &calls[i], "PING", NULL, NULL), 0);
     calls_t cs = {calls, T_BURST};
-    assert_true(run_until(fx, cond_all_called, &cs, T_WAIT_MS));
+    assert_true(mh_loop_run_until(&fx->lp, cond_all_called, &cs, T_WAIT_MS));
     assert_null(fx->r);
     assert_int_equal(calls[0].status, MESH_ETIMEDOUT);
     for (int i = 0; i < T_BURST; i++)
@@ -575,7 +540,7 @@ static void test_connect_timeout_and_backoff(void **state)
     assert_non_null(fx->r);
     assert_int_equal(mesh_redis_start(fx->r), 0);
     uint64_t window = 6 * T_TIMEOUT_MS;
-    run_until(fx, cond_never, NULL, window);
+    mh_loop_run_until(&fx->lp, cond_never, NULL, window);
     int attempts = accept_all(lfd);
     close(lfd);
     /* The handshake timed out and the client tried again... */
@@ -595,10 +560,10 @@ static void test_refused_then_up(void **state)
     fx->r = fx_redis(fx, s_port);
     assert_non_null(fx->r);
     assert_int_equal(mesh_redis_start(fx->r), 0);
-    run_until(fx, cond_up, fx, 4 * T_RECONNECT_MAX_MS);
+    mh_loop_run_until(&fx->lp, mh_cond_redis_up, fx->r, 4 * T_RECONNECT_MAX_MS);
     assert_false(mesh_redis_up(fx->r));
     assert_int_equal(mh_proc_restart(s_server), 0);
-    assert_true(run_until(fx, cond_up, fx, T_WAIT_MS));
+    assert_true(mh_loop_run_until(&fx->lp, mh_cond_redis_up, fx->r, T_WAIT_MS));
     assert_int_equal(fx->ups, 1);
     call_t c = cmd_sync(fx, "PING", NULL, NULL);
     assert_int_equal(c.status, 0);

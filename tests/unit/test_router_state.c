@@ -58,25 +58,6 @@
     "\"triage\":{\"keywords\":[\"accident\"],\"switch\":[\"file a claim\"]},"                      \
     "\"fallback\":{\"zh\":\"稍后由同事为您处理\",\"en\":\"A colleague will take over\"}}"
 
-typedef struct {
-    uv_loop_t loop;
-    void *zctx;
-    char dir[256];
-    router_agents_t *agents;
-    router_broker_t *b;
-    router_agent_loop_t *al;
-    void *client, *memory, *llm, *tools;
-} fx_t;
-
-static int fx_counter;
-
-static void *dealer_ready(fx_t *fx, const char *endpoint, const char *service)
-{
-    void *s = rt_dealer(fx->zctx, endpoint);
-    rt_worker_ready(s, service, 16);
-    return s;
-}
-
 static int make_data_dir(char *dir, size_t size)
 {
     snprintf(dir, size, "/tmp/mesh-router-test-XXXXXX");
@@ -93,191 +74,23 @@ static int make_data_dir(char *dir, size_t size)
 
 static int setup(void **state)
 {
-    fx_t *fx = calloc(1, sizeof(*fx));
-    uv_loop_init(&fx->loop);
-    fx->zctx = zmq_ctx_new();
-    if (make_data_dir(fx->dir, sizeof(fx->dir)) != 0)
-        return -1;
-    char err[512];
-    if (router_agents_load(fx->dir, "policy_qa", &fx->agents, err, sizeof(err)) != 0) {
-        fprintf(stderr, "%s\n", err);
-        return -1;
-    }
-    char front[64], back[64];
-    snprintf(front, sizeof(front), "inproc://rs-front-%d", fx_counter);
-    snprintf(back, sizeof(back), "inproc://rs-back-%d", fx_counter++);
-    router_broker_opts_t o = {.frontend = front,
-                              .backend = back,
-                              .heartbeat_ms = 1000,
-                              .liveness = 3,
-                              .queue_max = 64,
-                              .noworker_ms = 300};
-    mesh_zsock_opts_default(&o.zopts);
-    o.zopts.linger_ms = 0;
-    fx->b = router_broker_new(&fx->loop, fx->zctx, &o);
-    if (!fx->b || router_broker_start(fx->b) != 0)
-        return -1;
-    router_agent_loop_opts_t ao = {.conv_queue_max = 4, .history_window = 20, .lease_ms = 30000};
-    fx->al = router_agent_loop_new(&fx->loop, fx->b, fx->agents, &ao);
-    router_broker_set_agent_handler(fx->b, router_agent_loop_handle, fx->al);
     /* The client has a known identity, so a test can cancel its turns. */
-    fx->client = zmq_socket(fx->zctx, ZMQ_DEALER);
-    int linger = 0;
-    zmq_setsockopt(fx->client, ZMQ_LINGER, &linger, sizeof(linger));
-    zmq_setsockopt(fx->client, ZMQ_ROUTING_ID, CLIENT_ID, strlen(CLIENT_ID));
-    if (zmq_connect(fx->client, front) != 0)
-        return -1;
-    fx->memory = dealer_ready(fx, back, "memory");
-    fx->llm = dealer_ready(fx, back, "llm");
-    fx->tools = dealer_ready(fx, back, "tools");
-    uint64_t end = rt_now_ms() + RT_WAIT_MS;
-    while ((router_broker_workers(fx->b, "memory") == 0 ||
-            router_broker_workers(fx->b, "llm") == 0 ||
-            router_broker_workers(fx->b, "tools") == 0) &&
-           rt_now_ms() < end)
-        rt_spin(&fx->loop, 1);
-    *state = fx;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fx_t *fx = *state;
-    zmq_close(fx->client);
-    zmq_close(fx->memory);
-    zmq_close(fx->llm);
-    zmq_close(fx->tools);
-    assert_int_equal(router_agent_loop_active(fx->al), 0);
-    router_agent_loop_destroy(&fx->al);
-    router_broker_destroy(&fx->b);
-    router_agents_unref(&fx->agents);
-    uv_run(&fx->loop, UV_RUN_NOWAIT);
-    assert_int_equal(uv_loop_close(&fx->loop), 0);
-    zmq_ctx_term(fx->zctx);
-    rt_remove_dir(fx->dir);
-    free(fx);
-    return 0;
+    rt_fx_opts_t o = {.tag = "rs",
+                      .conv_queue_max = 4,
+                      .lease_ms = 30000,
+                      .client_id = CLIENT_ID,
+                      .make_dir = make_data_dir};
+    return rt_fx_setup(state, &o);
 }
 
 /* ---- scripting helpers ---- */
 
-static void send_turn(fx_t *fx, const char *id, const char *conv, const char *text, bool stream)
+static void send_turn(rt_fx_t *fx, const char *id, const char *conv, const char *text, bool stream)
 {
     json_t *args = json_pack("{s:s, s:s, s:b}", "message_id", id, "text", text, "stream", stream);
     assert_int_equal(rt_client_request(fx->client, "agent", id, "turn", conv, 5000, false, args),
                      0);
     json_decref(args);
-}
-
-static void next_req(fx_t *fx, void *w, mesh_request_t *r, const char *op)
-{
-    if (!rt_worker_next(&fx->loop, w, r, RT_WAIT_MS))
-        fail_msg("no %s request arrived", op);
-    if (strcmp(r->op, op) != 0)
-        fail_msg("wanted op %s, got %s", op, r->op);
-}
-
-static void no_req(fx_t *fx, void *w, int ms)
-{
-    mesh_request_t r;
-    if (rt_worker_next(&fx->loop, w, &r, ms)) {
-        char op[64];
-        snprintf(op, sizeof(op), "%s", r.op);
-        mesh_request_clear(&r);
-        fail_msg("unexpected %s request", op);
-    }
-}
-
-static void reply(void *w, const mesh_request_t *r, int status, json_t *data)
-{
-    rt_worker_reply(w, true, r->id, status, data);
-    json_decref(data);
-}
-
-/* Memory: answer turn.begin with state (taken) and a history holding the user message. */
-static void begin_with(fx_t *fx, const char *message_id, json_t *state)
-{
-    mesh_request_t r;
-    next_req(fx, fx->memory, &r, "turn.begin");
-    assert_string_equal(json_string_value(json_object_get(r.args, "message_id")), message_id);
-    json_t *data =
-        json_pack("{s:b, s:o, s:[{s:s, s:s}]}", "duplicate", 0, "state", state, "history", "role",
-                  "user", "text", json_string_value(json_object_get(r.args, "text")));
-    reply(fx->memory, &r, 0, data);
-    mesh_request_clear(&r);
-}
-
-/* The next llm.chat, answered with data (taken); the request is kept in *seen when not NULL. */
-static void llm_answer(fx_t *fx, json_t *data, mesh_request_t *seen)
-{
-    mesh_request_t r;
-    next_req(fx, fx->llm, &r, "llm.chat");
-    reply(fx->llm, &r, 0, data);
-    if (seen)
-        *seen = r;
-    else
-        mesh_request_clear(&r);
-}
-
-static json_t *text_reply(const char *text)
-{
-    return json_pack("{s:s, s:s}", "type", "text", "text", text);
-}
-
-static json_t *calls_reply(json_t *calls)
-{
-    return json_pack("{s:s, s:o}", "type", "tool_calls", "calls", calls);
-}
-
-static void end_ok(fx_t *fx, mesh_request_t *seen)
-{
-    mesh_request_t r;
-    next_req(fx, fx->memory, &r, "turn.end");
-    reply(fx->memory, &r, 0, json_pack("{s:b}", "duplicate", 0));
-    if (seen)
-        *seen = r;
-    else
-        mesh_request_clear(&r);
-}
-
-static void client_final(fx_t *fx, const char *id, mesh_reply_t *rep)
-{
-    bool final = false;
-    if (!rt_client_next(&fx->loop, fx->client, &final, rep, RT_WAIT_MS))
-        fail_msg("client got no answer for %s", id);
-    assert_true(final);
-    assert_string_equal(rep->id, id);
-}
-
-static void client_partial(fx_t *fx, mesh_reply_t *rep)
-{
-    bool final = true;
-    if (!rt_client_next(&fx->loop, fx->client, &final, rep, RT_WAIT_MS))
-        fail_msg("client got no partial");
-    assert_false(final);
-}
-
-static void no_client_message(fx_t *fx, int ms)
-{
-    bool final;
-    mesh_reply_t rep;
-    if (rt_client_next(&fx->loop, fx->client, &final, &rep, ms)) {
-        mesh_reply_clear(&rep);
-        fail_msg("the client got a %s", final ? "FINAL" : "PARTIAL");
-    }
-}
-
-static void wait_idle(fx_t *fx)
-{
-    uint64_t end = rt_now_ms() + RT_WAIT_MS;
-    while (router_agent_loop_active(fx->al) > 0 && rt_now_ms() < end)
-        rt_spin(&fx->loop, 1);
-    assert_int_equal(router_agent_loop_active(fx->al), 0);
-}
-
-static const char *jstr(const json_t *o, const char *k)
-{
-    return json_string_value(json_object_get(o, k));
 }
 
 /* Equal as JSON values (object key order ignored). */
@@ -296,7 +109,7 @@ static void assert_json_eq(const json_t *got, const char *want_text)
 /* A hash field's JSON text parsed and compared. */
 static void assert_field_json(const json_t *fields, const char *k, const char *want_text)
 {
-    const char *s = jstr(fields, k);
+    const char *s = rt_jstr(fields, k);
     if (!s)
         fail_msg("state field %s missing", k);
     json_error_t je;
@@ -315,61 +128,62 @@ static json_t *update_call(const char *id, json_t *arguments)
 
 static void test_state_update_merge(void **state)
 {
-    fx_t *fx = *state;
+    rt_fx_t *fx = *state;
     send_turn(fx, "m1", "conv-s1", "the accident was yesterday", false);
-    begin_with(fx, "m1",
-               json_pack("{s:s, s:s, s:s, s:s}", "agent", "intake", "slots",
-                         "{\"a\":\"1\",\"b\":2}", "records", "{\"x\":{\"k\":1}}", "turns", "3"));
+    rt_begin_with(fx, "m1",
+                  json_pack("{s:s, s:s, s:s, s:s}", "agent", "intake", "slots",
+                            "{\"a\":\"1\",\"b\":2}", "records", "{\"x\":{\"k\":1}}", "turns", "3"));
     /* Step 1: the model sees the stored state parsed, the agent's fallback and format. */
     mesh_request_t l1;
-    llm_answer(fx,
-               calls_reply(json_pack("[o, o]",
-                                     update_call("u1", json_pack("{s:{s:n, s:b}, s:s}", "slots",
-                                                                 "b", "c", 1, "mode", "batch")),
-                                     update_call("u2", json_pack("{s:{s:s}, s:{s:[i]}}", "slots",
-                                                                 "d", "x", "records", "y", 1)))),
-               &l1);
-    assert_string_equal(jstr(l1.args, "agent"), "intake");
+    rt_llm_answer(
+        fx,
+        rt_calls_reply(json_pack("[o, o]",
+                                 update_call("u1", json_pack("{s:{s:n, s:b}, s:s}", "slots", "b",
+                                                             "c", 1, "mode", "batch")),
+                                 update_call("u2", json_pack("{s:{s:s}, s:{s:[i]}}", "slots", "d",
+                                                             "x", "records", "y", 1)))),
+        &l1);
+    assert_string_equal(rt_jstr(l1.args, "agent"), "intake");
     assert_json_eq(json_object_get(l1.args, "state"),
                    "{\"slots\":{\"a\":\"1\",\"b\":2},\"records\":{\"x\":{\"k\":1}}}");
-    assert_string_equal(jstr(l1.args, "fallback"), "handoff");
-    assert_string_equal(jstr(l1.args, "response_format"), "json");
+    assert_string_equal(rt_jstr(l1.args, "fallback"), "handoff");
+    assert_string_equal(rt_jstr(l1.args, "response_format"), "json");
     mesh_request_clear(&l1);
     /* Both updates run in the router: no tools request. Step 2 sees them merged in order. */
     mesh_request_t l2;
-    llm_answer(fx, text_reply("noted"), &l2);
+    rt_llm_answer(fx, rt_text_reply("noted"), &l2);
     assert_json_eq(json_object_get(l2.args, "state"),
                    "{\"slots\":{\"a\":\"1\",\"c\":true,\"d\":\"x\"},\"mode\":\"batch\","
                    "\"records\":{\"x\":{\"k\":1},\"y\":[1]}}");
     json_t *msgs = json_object_get(l2.args, "messages");
     json_t *t1 = json_array_get(msgs, 2), *t2 = json_array_get(msgs, 3);
-    assert_string_equal(jstr(t1, "tool_call_id"), "u1");
+    assert_string_equal(rt_jstr(t1, "tool_call_id"), "u1");
     assert_true(json_is_true(json_object_get(t1, "ok")));
     json_error_t je;
-    json_t *r1 = json_loads(jstr(t1, "text"), 0, &je);
+    json_t *r1 = json_loads(rt_jstr(t1, "text"), 0, &je);
     /* The first call's result shows the slots as merged by it (d not yet). */
     assert_json_eq(r1, "{\"slots\":{\"a\":\"1\",\"c\":true},\"mode\":\"batch\"}");
     json_decref(r1);
-    json_t *r2 = json_loads(jstr(t2, "text"), 0, &je);
+    json_t *r2 = json_loads(rt_jstr(t2, "text"), 0, &je);
     assert_json_eq(json_object_get(r2, "slots"), "{\"a\":\"1\",\"c\":true,\"d\":\"x\"}");
     json_decref(r2);
     mesh_request_clear(&l2);
-    no_req(fx, fx->tools, 10);
+    rt_no_req(fx, fx->tools, 10);
 
     mesh_request_t e;
-    end_ok(fx, &e);
+    rt_end_ok(fx, &e);
     json_t *fields = json_object_get(e.args, "state");
-    assert_string_equal(jstr(fields, "agent"), "intake");
+    assert_string_equal(rt_jstr(fields, "agent"), "intake");
     assert_field_json(fields, "slots", "{\"a\":\"1\",\"c\":true,\"d\":\"x\"}");
     assert_field_json(fields, "records", "{\"x\":{\"k\":1},\"y\":[1]}");
-    assert_string_equal(jstr(fields, "mode"), "batch");
+    assert_string_equal(rt_jstr(fields, "mode"), "batch");
     assert_null(json_object_get(fields, "handoff"));
     /* The llm FINALs carried no usage: the totals are written as 0. */
-    assert_string_equal(jstr(fields, "usage_prompt_tokens"), "0");
+    assert_string_equal(rt_jstr(fields, "usage_prompt_tokens"), "0");
     mesh_request_clear(&e);
 
     mesh_reply_t rep;
-    client_final(fx, "m1", &rep);
+    rt_client_final(fx, "m1", &rep);
     assert_int_equal(rep.status, 0);
     assert_json_eq(json_object_get(rep.data, "state"),
                    "{\"slots\":{\"a\":\"1\",\"c\":true,\"d\":\"x\"},\"mode\":\"batch\","
@@ -379,314 +193,317 @@ static void test_state_update_merge(void **state)
                    "[{\"name\":\"state.update\",\"ok\":true},{\"name\":\"state.update\","
                    "\"ok\":true}]");
     mesh_reply_clear(&rep);
-    wait_idle(fx);
+    rt_wait_idle(fx);
 }
 
 static void test_state_update_invalid(void **state)
 {
-    fx_t *fx = *state;
+    rt_fx_t *fx = *state;
     send_turn(fx, "m2", "conv-s2", "accident", false);
-    begin_with(fx, "m2", json_pack("{s:s, s:s}", "agent", "intake", "slots", "{\"a\":1}"));
+    rt_begin_with(fx, "m2", json_pack("{s:s, s:s}", "agent", "intake", "slots", "{\"a\":1}"));
     char *big = malloc(T_SLOTS_MAX + 1);
     memset(big, 'x', T_SLOTS_MAX);
     big[T_SLOTS_MAX] = '\0';
-    llm_answer(fx,
-               calls_reply(json_pack(
-                   "[o, o, o, o]", update_call("i1", json_pack("{s:{s:{}}}", "slots", "nested")),
-                   update_call("i2", json_pack("{s:{s:s}}", "slots", "big", big)),
-                   update_call("i3", json_pack("{s:i}", "mode", 7)),
-                   update_call("i4", json_pack("{s:{s:s}}", "handoff", "reason", "")))),
-               NULL);
+    rt_llm_answer(fx,
+                  rt_calls_reply(json_pack(
+                      "[o, o, o, o]", update_call("i1", json_pack("{s:{s:{}}}", "slots", "nested")),
+                      update_call("i2", json_pack("{s:{s:s}}", "slots", "big", big)),
+                      update_call("i3", json_pack("{s:i}", "mode", 7)),
+                      update_call("i4", json_pack("{s:{s:s}}", "handoff", "reason", "")))),
+                  NULL);
     free(big);
     mesh_request_t l2;
-    llm_answer(fx, text_reply("ok"), &l2);
+    rt_llm_answer(fx, rt_text_reply("ok"), &l2);
     json_t *msgs = json_object_get(l2.args, "messages");
     for (size_t i = 2; i < 6; i++) {
         json_t *tm = json_array_get(msgs, i);
         assert_false(json_is_true(json_object_get(tm, "ok")));
-        assert_non_null(strstr(jstr(tm, "text"), "invalid_tool_arguments"));
+        assert_non_null(strstr(rt_jstr(tm, "text"), "invalid_tool_arguments"));
     }
-    assert_non_null(strstr(jstr(json_array_get(msgs, 2), "text"), "slots.nested"));
-    assert_non_null(strstr(jstr(json_array_get(msgs, 3), "text"), "slots too large"));
+    assert_non_null(strstr(rt_jstr(json_array_get(msgs, 2), "text"), "slots.nested"));
+    assert_non_null(strstr(rt_jstr(json_array_get(msgs, 3), "text"), "slots too large"));
     /* Nothing changed. */
     assert_json_eq(json_object_get(l2.args, "state"), "{\"slots\":{\"a\":1},\"records\":{}}");
     mesh_request_clear(&l2);
     mesh_request_t e;
-    end_ok(fx, &e);
+    rt_end_ok(fx, &e);
     json_t *fields = json_object_get(e.args, "state");
     assert_null(json_object_get(fields, "slots"));
     assert_null(json_object_get(fields, "mode"));
     assert_null(json_object_get(fields, "handoff"));
     mesh_request_clear(&e);
     mesh_reply_t rep;
-    client_final(fx, "m2", &rep);
+    rt_client_final(fx, "m2", &rep);
     assert_int_equal(rep.status, 0);
     mesh_reply_clear(&rep);
-    wait_idle(fx);
+    rt_wait_idle(fx);
 }
 
 /* state.update {handoff} on a streamed turn: tool and handoff PARTIALs, the
  * handoff recorded with turn.end and shown in the FINAL. */
 static void test_state_update_handoff_stream(void **state)
 {
-    fx_t *fx = *state;
+    rt_fx_t *fx = *state;
     send_turn(fx, "m3", "conv-s3", "accident, my passenger is hurt", true);
-    begin_with(fx, "m3", json_object());
+    rt_begin_with(fx, "m3", json_object());
     uint64_t before = (uint64_t)time(NULL) * 1000u;
-    llm_answer(fx,
-               calls_reply(json_pack("[o]", update_call("h1", json_pack("{s:{s:s}}", "handoff",
-                                                                        "reason", "injury")))),
-               NULL);
+    rt_llm_answer(
+        fx,
+        rt_calls_reply(json_pack(
+            "[o]", update_call("h1", json_pack("{s:{s:s}}", "handoff", "reason", "injury")))),
+        NULL);
     mesh_reply_t p;
-    client_partial(fx, &p);
+    rt_client_partial(fx, &p);
     assert_json_eq(json_object_get(p.data, "tool"),
                    "{\"name\":\"state.update\",\"call_id\":\"h1\",\"phase\":\"start\"}");
     mesh_reply_clear(&p);
-    client_partial(fx, &p);
+    rt_client_partial(fx, &p);
     assert_json_eq(json_object_get(p.data, "handoff"),
                    "{\"state\":\"pending\",\"reason\":\"injury\"}");
     mesh_reply_clear(&p);
-    client_partial(fx, &p);
+    rt_client_partial(fx, &p);
     assert_json_eq(json_object_get(p.data, "tool"),
                    "{\"name\":\"state.update\",\"call_id\":\"h1\",\"phase\":\"end\",\"ok\":true}");
     mesh_reply_clear(&p);
     mesh_request_t l2;
-    llm_answer(fx, text_reply("A colleague will call you."), &l2);
-    assert_string_equal(jstr(json_object_get(l2.args, "state"), "handoff"), "pending");
-    assert_string_equal(jstr(json_object_get(l2.args, "state"), "handoff_reason"), "injury");
+    rt_llm_answer(fx, rt_text_reply("A colleague will call you."), &l2);
+    assert_string_equal(rt_jstr(json_object_get(l2.args, "state"), "handoff"), "pending");
+    assert_string_equal(rt_jstr(json_object_get(l2.args, "state"), "handoff_reason"), "injury");
     mesh_request_clear(&l2);
     mesh_request_t e;
-    end_ok(fx, &e);
+    rt_end_ok(fx, &e);
     json_t *fields = json_object_get(e.args, "state");
-    assert_string_equal(jstr(fields, "agent"), "intake"); /* triage: "accident" */
-    assert_string_equal(jstr(fields, "handoff"), "pending");
-    assert_string_equal(jstr(fields, "handoff_reason"), "injury");
-    uint64_t at = strtoull(jstr(fields, "handoff_at"), NULL, 10);
+    assert_string_equal(rt_jstr(fields, "agent"), "intake"); /* triage: "accident" */
+    assert_string_equal(rt_jstr(fields, "handoff"), "pending");
+    assert_string_equal(rt_jstr(fields, "handoff_reason"), "injury");
+    uint64_t at = strtoull(rt_jstr(fields, "handoff_at"), NULL, 10);
     assert_true(at >= before && at <= before + 60000);
     mesh_request_clear(&e);
     mesh_reply_t rep;
-    client_final(fx, "m3", &rep);
-    assert_string_equal(jstr(rep.data, "handoff"), "pending");
-    assert_string_equal(jstr(json_object_get(rep.data, "state"), "handoff"), "pending");
+    rt_client_final(fx, "m3", &rep);
+    assert_string_equal(rt_jstr(rep.data, "handoff"), "pending");
+    assert_string_equal(rt_jstr(json_object_get(rep.data, "state"), "handoff"), "pending");
     mesh_reply_clear(&rep);
-    wait_idle(fx);
+    rt_wait_idle(fx);
 }
 
 /* ---- tool routing ---- */
 
 static void test_tool_routing_by_service(void **state)
 {
-    fx_t *fx = *state;
+    rt_fx_t *fx = *state;
     send_turn(fx, "m4", "conv-r", "accident P10023", true);
-    begin_with(fx, "m4", json_object());
-    llm_answer(
+    rt_begin_with(fx, "m4", json_object());
+    rt_llm_answer(
         fx,
-        calls_reply(json_pack("[{s:s, s:s, s:{s:s}}, {s:s, s:s, s:{s:s}}]", "id", "c1", "name",
-                              "claim.register", "arguments", "policy_no", "P10023", "id", "c2",
-                              "name", "policy.lookup", "arguments", "policy_no", "P10023")),
+        rt_calls_reply(json_pack("[{s:s, s:s, s:{s:s}}, {s:s, s:s, s:{s:s}}]", "id", "c1", "name",
+                                 "claim.register", "arguments", "policy_no", "P10023", "id", "c2",
+                                 "name", "policy.lookup", "arguments", "policy_no", "P10023")),
         NULL);
     /* claim.register goes to memory (tools.json "service"), policy.lookup to tools. */
     mesh_request_t rm, rt;
-    next_req(fx, fx->memory, &rm, "tool.call");
-    assert_string_equal(jstr(rm.args, "name"), "claim.register");
-    assert_string_equal(jstr(rm.args, "call_id"), "c1");
+    rt_next_req(fx, fx->memory, &rm, "tool.call");
+    assert_string_equal(rt_jstr(rm.args, "name"), "claim.register");
+    assert_string_equal(rt_jstr(rm.args, "call_id"), "c1");
     assert_true(rm.idem);
     assert_string_equal(rm.conv, "conv-r");
-    next_req(fx, fx->tools, &rt, "tool.call");
-    assert_string_equal(jstr(rt.args, "name"), "policy.lookup");
+    rt_next_req(fx, fx->tools, &rt, "tool.call");
+    assert_string_equal(rt_jstr(rt.args, "name"), "policy.lookup");
     /* Streamed: a start per call, then an end per result as it comes. */
     mesh_reply_t p;
     const char *starts[2] = {"c1", "c2"};
     for (int i = 0; i < 2; i++) {
-        client_partial(fx, &p);
-        assert_string_equal(jstr(json_object_get(p.data, "tool"), "call_id"), starts[i]);
-        assert_string_equal(jstr(json_object_get(p.data, "tool"), "phase"), "start");
+        rt_client_partial(fx, &p);
+        assert_string_equal(rt_jstr(json_object_get(p.data, "tool"), "call_id"), starts[i]);
+        assert_string_equal(rt_jstr(json_object_get(p.data, "tool"), "phase"), "start");
         assert_null(json_object_get(json_object_get(p.data, "tool"), "ok"));
         mesh_reply_clear(&p);
     }
-    reply(fx->memory, &rm, 0,
-          json_pack("{s:b, s:{s:s, s:b}}", "ok", 1, "result", "claim_no", "CLM20261129000001",
-                    "created", 1));
-    client_partial(fx, &p);
+    rt_reply(fx->memory, &rm, 0,
+             json_pack("{s:b, s:{s:s, s:b}}", "ok", 1, "result", "claim_no", "CLM20261129000001",
+                       "created", 1));
+    rt_client_partial(fx, &p);
     assert_json_eq(json_object_get(p.data, "tool"), "{\"name\":\"claim.register\",\"call_id\":"
                                                     "\"c1\",\"phase\":\"end\",\"ok\":true}");
     mesh_reply_clear(&p);
-    reply(fx->tools, &rt, 0,
-          json_pack("{s:b, s:{s:s, s:s}}", "ok", 0, "error", "code", "not_found", "message", "no"));
-    client_partial(fx, &p);
+    rt_reply(
+        fx->tools, &rt, 0,
+        json_pack("{s:b, s:{s:s, s:s}}", "ok", 0, "error", "code", "not_found", "message", "no"));
+    rt_client_partial(fx, &p);
     assert_json_eq(json_object_get(p.data, "tool"), "{\"name\":\"policy.lookup\",\"call_id\":"
                                                     "\"c2\",\"phase\":\"end\",\"ok\":false}");
     mesh_reply_clear(&p);
     mesh_request_clear(&rm);
     mesh_request_clear(&rt);
     mesh_request_t l2;
-    llm_answer(fx, text_reply("CLM20261129000001"), &l2);
+    rt_llm_answer(fx, rt_text_reply("CLM20261129000001"), &l2);
     json_t *tm = json_array_get(json_object_get(l2.args, "messages"), 2);
-    assert_non_null(strstr(jstr(tm, "text"), "CLM20261129000001"));
+    assert_non_null(strstr(rt_jstr(tm, "text"), "CLM20261129000001"));
     mesh_request_clear(&l2);
-    end_ok(fx, NULL);
+    rt_end_ok(fx, NULL);
     mesh_reply_t rep;
-    client_final(fx, "m4", &rep);
+    rt_client_final(fx, "m4", &rep);
     assert_int_equal(rep.status, 0);
     mesh_reply_clear(&rep);
-    wait_idle(fx);
+    rt_wait_idle(fx);
 }
 
 /* ---- usage ---- */
 
 static void test_usage_sums(void **state)
 {
-    fx_t *fx = *state;
+    rt_fx_t *fx = *state;
     send_turn(fx, "m5", "conv-u", "policy P10023?", false);
-    begin_with(fx, "m5",
-               json_pack("{s:s, s:s, s:s, s:s}", "agent", "policy_qa", "usage_prompt_tokens", "100",
-                         "usage_completion_tokens", "50", "usage_cost_usd", "0.5"));
-    llm_answer(fx,
-               json_pack("{s:s, s:[{s:s, s:s, s:{s:s}}], s:{s:i, s:i, s:f}, s:s, s:s}", "type",
-                         "tool_calls", "calls", "id", "c1", "name", "policy.lookup", "arguments",
-                         "policy_no", "P10023", "usage", "prompt_tokens", 10, "completion_tokens",
-                         5, "cost_usd", 0.25, "model", "m-small", "backend", "openai"),
-               NULL);
+    rt_begin_with(fx, "m5",
+                  json_pack("{s:s, s:s, s:s, s:s}", "agent", "policy_qa", "usage_prompt_tokens",
+                            "100", "usage_completion_tokens", "50", "usage_cost_usd", "0.5"));
+    rt_llm_answer(fx,
+                  json_pack("{s:s, s:[{s:s, s:s, s:{s:s}}], s:{s:i, s:i, s:f}, s:s, s:s}", "type",
+                            "tool_calls", "calls", "id", "c1", "name", "policy.lookup", "arguments",
+                            "policy_no", "P10023", "usage", "prompt_tokens", 10,
+                            "completion_tokens", 5, "cost_usd", 0.25, "model", "m-small", "backend",
+                            "openai"),
+                  NULL);
     mesh_request_t r;
-    next_req(fx, fx->tools, &r, "tool.call");
-    reply(fx->tools, &r, 0, json_pack("{s:b, s:{}}", "ok", 1, "result"));
+    rt_next_req(fx, fx->tools, &r, "tool.call");
+    rt_reply(fx->tools, &r, 0, json_pack("{s:b, s:{}}", "ok", 1, "result"));
     mesh_request_clear(&r);
-    llm_answer(fx,
-               json_pack("{s:s, s:s, s:{s:i, s:i, s:f}, s:s, s:{s:s, s:s}}", "type", "text", "text",
-                         "answer", "usage", "prompt_tokens", 20, "completion_tokens", 7, "cost_usd",
-                         0.125, "model", "rules", "fallback", "backend", "rules", "reason",
-                         "circuit open"),
-               NULL);
+    rt_llm_answer(fx,
+                  json_pack("{s:s, s:s, s:{s:i, s:i, s:f}, s:s, s:{s:s, s:s}}", "type", "text",
+                            "text", "answer", "usage", "prompt_tokens", 20, "completion_tokens", 7,
+                            "cost_usd", 0.125, "model", "rules", "fallback", "backend", "rules",
+                            "reason", "circuit open"),
+                  NULL);
     mesh_request_t e;
-    end_ok(fx, &e);
+    rt_end_ok(fx, &e);
     json_t *fields = json_object_get(e.args, "state");
     /* Running totals: 100 + 10 + 20, 50 + 5 + 7, 0.5 + 0.25 + 0.125. */
-    assert_string_equal(jstr(fields, "usage_prompt_tokens"), "130");
-    assert_string_equal(jstr(fields, "usage_completion_tokens"), "62");
-    assert_string_equal(jstr(fields, "usage_cost_usd"), "0.875");
+    assert_string_equal(rt_jstr(fields, "usage_prompt_tokens"), "130");
+    assert_string_equal(rt_jstr(fields, "usage_completion_tokens"), "62");
+    assert_string_equal(rt_jstr(fields, "usage_cost_usd"), "0.875");
     mesh_request_clear(&e);
     mesh_reply_t rep;
-    client_final(fx, "m5", &rep);
+    rt_client_final(fx, "m5", &rep);
     /* The FINAL: this turn's sums, the last call's model, the fallback that answered. */
     assert_json_eq(json_object_get(rep.data, "usage"),
                    "{\"prompt_tokens\":30,\"completion_tokens\":12,\"cost_usd\":0.375}");
-    assert_string_equal(jstr(rep.data, "model"), "rules");
+    assert_string_equal(rt_jstr(rep.data, "model"), "rules");
     assert_json_eq(json_object_get(rep.data, "fallback"),
                    "{\"backend\":\"rules\",\"reason\":\"circuit open\"}");
     assert_json_eq(json_object_get(rep.data, "state"), "{\"slots\":{},\"records\":{}}");
     mesh_reply_clear(&rep);
-    wait_idle(fx);
+    rt_wait_idle(fx);
 }
 
 /* ---- handoff gate and fallback ---- */
 
 static void test_handoff_gate(void **state)
 {
-    fx_t *fx = *state;
+    rt_fx_t *fx = *state;
     send_turn(fx, "m6", "conv-g", "hello? anyone there? I want to file a claim", true);
-    begin_with(fx, "m6",
-               json_pack("{s:s, s:s, s:s, s:s}", "agent", "policy_qa", "handoff", "human",
-                         "handoff_reason", "dispute", "slots", "{\"a\":1}"));
+    rt_begin_with(fx, "m6",
+                  json_pack("{s:s, s:s, s:s, s:s}", "agent", "policy_qa", "handoff", "human",
+                            "handoff_reason", "dispute", "slots", "{\"a\":1}"));
     /* No model, no tool: straight to turn.end without messages. */
     mesh_request_t e;
-    end_ok(fx, &e);
+    rt_end_ok(fx, &e);
     assert_int_equal(json_array_size(json_object_get(e.args, "messages")), 0);
     json_t *fields = json_object_get(e.args, "state");
     /* The switch phrase does not move a conversation a person holds. */
-    assert_string_equal(jstr(fields, "agent"), "policy_qa");
+    assert_string_equal(rt_jstr(fields, "agent"), "policy_qa");
     assert_null(json_object_get(fields, "handoff"));
     assert_null(json_object_get(fields, "slots"));
-    assert_string_equal(jstr(json_object_get(e.args, "reply"), "reply"), "");
+    assert_string_equal(rt_jstr(json_object_get(e.args, "reply"), "reply"), "");
     mesh_request_clear(&e);
     mesh_reply_t rep;
-    client_final(fx, "m6", &rep);
+    rt_client_final(fx, "m6", &rep);
     assert_int_equal(rep.status, 0);
-    assert_string_equal(jstr(rep.data, "reply"), "");
-    assert_string_equal(jstr(rep.data, "handoff"), "human");
+    assert_string_equal(rt_jstr(rep.data, "reply"), "");
+    assert_string_equal(rt_jstr(rep.data, "handoff"), "human");
     assert_int_equal(json_integer_value(json_object_get(rep.data, "steps")), 0);
     assert_json_eq(json_object_get(rep.data, "state"),
                    "{\"slots\":{\"a\":1},\"records\":{},\"handoff\":\"human\","
                    "\"handoff_reason\":\"dispute\"}");
     mesh_reply_clear(&rep);
-    no_req(fx, fx->llm, 20);
-    wait_idle(fx);
+    rt_no_req(fx, fx->llm, 20);
+    rt_wait_idle(fx);
 
     /* pending gates too. */
     send_turn(fx, "m7", "conv-g", "still there?", false);
-    begin_with(fx, "m7", json_pack("{s:s, s:s}", "agent", "intake", "handoff", "pending"));
-    end_ok(fx, NULL);
-    client_final(fx, "m7", &rep);
-    assert_string_equal(jstr(rep.data, "handoff"), "pending");
-    assert_string_equal(jstr(rep.data, "reply"), "");
+    rt_begin_with(fx, "m7", json_pack("{s:s, s:s}", "agent", "intake", "handoff", "pending"));
+    rt_end_ok(fx, NULL);
+    rt_client_final(fx, "m7", &rep);
+    assert_string_equal(rt_jstr(rep.data, "handoff"), "pending");
+    assert_string_equal(rt_jstr(rep.data, "reply"), "");
     mesh_reply_clear(&rep);
-    no_req(fx, fx->llm, 20);
-    wait_idle(fx);
+    rt_no_req(fx, fx->llm, 20);
+    rt_wait_idle(fx);
 }
 
 static void test_fallback_handoff(void **state)
 {
-    fx_t *fx = *state;
+    rt_fx_t *fx = *state;
     send_turn(fx, "m8", "conv-f", "accident on the ring road", true);
-    begin_with(fx, "m8", json_object());
+    rt_begin_with(fx, "m8", json_object());
     mesh_request_t r;
-    next_req(fx, fx->llm, &r, "llm.chat");
+    rt_next_req(fx, fx->llm, &r, "llm.chat");
     rt_worker_reply(fx->llm, true, r.id, MESH_EUNAVAIL, NULL);
     mesh_request_clear(&r);
     mesh_reply_t p;
-    client_partial(fx, &p);
+    rt_client_partial(fx, &p);
     assert_json_eq(json_object_get(p.data, "handoff"),
                    "{\"state\":\"pending\",\"reason\":\"model unavailable: EUNAVAIL\"}");
     mesh_reply_clear(&p);
     mesh_request_t e;
-    end_ok(fx, &e);
+    rt_end_ok(fx, &e);
     json_t *msgs = json_object_get(e.args, "messages");
     assert_int_equal(json_array_size(msgs), 1);
-    assert_string_equal(jstr(json_array_get(msgs, 0), "text"), "A colleague will take over");
+    assert_string_equal(rt_jstr(json_array_get(msgs, 0), "text"), "A colleague will take over");
     json_t *fields = json_object_get(e.args, "state");
-    assert_string_equal(jstr(fields, "handoff"), "pending");
-    assert_string_equal(jstr(fields, "handoff_reason"), "model unavailable: EUNAVAIL");
+    assert_string_equal(rt_jstr(fields, "handoff"), "pending");
+    assert_string_equal(rt_jstr(fields, "handoff_reason"), "model unavailable: EUNAVAIL");
     mesh_request_clear(&e);
     mesh_reply_t rep;
-    client_final(fx, "m8", &rep);
+    rt_client_final(fx, "m8", &rep);
     assert_int_equal(rep.status, 0);
-    assert_string_equal(jstr(rep.data, "reply"), "A colleague will take over");
-    assert_string_equal(jstr(rep.data, "handoff"), "pending");
+    assert_string_equal(rt_jstr(rep.data, "reply"), "A colleague will take over");
+    assert_string_equal(rt_jstr(rep.data, "handoff"), "pending");
     assert_json_eq(json_object_get(rep.data, "fallback"),
                    "{\"mode\":\"handoff\",\"reason\":\"model unavailable: EUNAVAIL\"}");
     mesh_reply_clear(&rep);
-    wait_idle(fx);
+    rt_wait_idle(fx);
 
     /* fallback_mode "rules" (policy_qa): the llm error still fails the turn. */
     send_turn(fx, "m9", "conv-f2", "policy?", false);
-    begin_with(fx, "m9", json_object());
-    next_req(fx, fx->llm, &r, "llm.chat");
-    assert_string_equal(jstr(r.args, "fallback"), "rules");
-    assert_string_equal(jstr(r.args, "response_format"), "");
+    rt_begin_with(fx, "m9", json_object());
+    rt_next_req(fx, fx->llm, &r, "llm.chat");
+    assert_string_equal(rt_jstr(r.args, "fallback"), "rules");
+    assert_string_equal(rt_jstr(r.args, "response_format"), "");
     rt_worker_reply(fx->llm, true, r.id, MESH_EUNAVAIL, NULL);
     mesh_request_clear(&r);
-    client_final(fx, "m9", &rep);
+    rt_client_final(fx, "m9", &rep);
     assert_int_equal(rep.status, MESH_EUNAVAIL);
     mesh_reply_clear(&rep);
-    next_req(fx, fx->memory, &r, "turn.abort");
-    reply(fx->memory, &r, 0, json_object());
+    rt_next_req(fx, fx->memory, &r, "turn.abort");
+    rt_reply(fx->memory, &r, 0, json_object());
     mesh_request_clear(&r);
-    wait_idle(fx);
+    rt_wait_idle(fx);
 }
 
 /* ---- cancel ---- */
 
-static void cancel(fx_t *fx, const char *id)
+static void cancel(rt_fx_t *fx, const char *id)
 {
     router_agent_loop_cancel(fx->al, CLIENT_ID, strlen(CLIENT_ID), id);
 }
 
 static void test_cancel_streaming(void **state)
 {
-    fx_t *fx = *state;
+    rt_fx_t *fx = *state;
     send_turn(fx, "c1", "conv-c1", "policy?", true);
-    begin_with(fx, "c1", json_object());
+    rt_begin_with(fx, "c1", json_object());
     mesh_request_t r;
-    next_req(fx, fx->llm, &r, "llm.chat");
+    rt_next_req(fx, fx->llm, &r, "llm.chat");
     json_t *d1 = json_pack("{s:s}", "delta", "Your policy "),
            *d2 = json_pack("{s:s}", "delta", "covers");
     rt_worker_reply(fx->llm, false, r.id, 0, d1);
@@ -694,9 +511,9 @@ static void test_cancel_streaming(void **state)
     json_decref(d1);
     json_decref(d2);
     mesh_reply_t p;
-    client_partial(fx, &p);
+    rt_client_partial(fx, &p);
     mesh_reply_clear(&p);
-    client_partial(fx, &p);
+    rt_client_partial(fx, &p);
     mesh_reply_clear(&p);
     /* Unknown ids and other clients' turns are ignored. */
     router_agent_loop_cancel(fx->al, "someone", 7, "c1");
@@ -704,115 +521,116 @@ static void test_cancel_streaming(void **state)
     cancel(fx, "c1");
     /* What was said is recorded, marked interrupted; the client gets nothing. */
     mesh_request_t e;
-    end_ok(fx, &e);
+    rt_end_ok(fx, &e);
     json_t *msgs = json_object_get(e.args, "messages");
     assert_int_equal(json_array_size(msgs), 1);
     assert_json_eq(json_array_get(msgs, 0), "{\"role\":\"assistant\",\"text\":\"Your policy "
                                             "covers\",\"agent\":\"policy_qa\","
                                             "\"interrupted\":true}");
     json_t *stored = json_object_get(e.args, "reply");
-    assert_string_equal(jstr(stored, "reply"), "Your policy covers");
+    assert_string_equal(rt_jstr(stored, "reply"), "Your policy covers");
     assert_true(json_is_true(json_object_get(stored, "interrupted")));
     mesh_request_clear(&e);
     /* The model's late answer changes nothing. */
-    reply(fx->llm, &r, 0, text_reply("Your policy covers everything"));
+    rt_reply(fx->llm, &r, 0, rt_text_reply("Your policy covers everything"));
     mesh_request_clear(&r);
-    no_client_message(fx, 50);
-    wait_idle(fx);
+    rt_no_client_message(fx, 50);
+    rt_wait_idle(fx);
 }
 
 static void test_cancel_tools_in_flight(void **state)
 {
-    fx_t *fx = *state;
+    rt_fx_t *fx = *state;
     send_turn(fx, "c2", "conv-c2", "policy P10023?", false);
-    begin_with(fx, "c2", json_object());
-    llm_answer(fx,
-               calls_reply(json_pack("[{s:s, s:s, s:{s:s}}]", "id", "k1", "name", "policy.lookup",
-                                     "arguments", "policy_no", "P10023")),
-               NULL);
+    rt_begin_with(fx, "c2", json_object());
+    rt_llm_answer(fx,
+                  rt_calls_reply(json_pack("[{s:s, s:s, s:{s:s}}]", "id", "k1", "name",
+                                           "policy.lookup", "arguments", "policy_no", "P10023")),
+                  NULL);
     mesh_request_t r;
-    next_req(fx, fx->tools, &r, "tool.call");
+    rt_next_req(fx, fx->tools, &r, "tool.call");
     cancel(fx, "c2");
     mesh_request_t e;
-    end_ok(fx, &e);
+    rt_end_ok(fx, &e);
     json_t *msgs = json_object_get(e.args, "messages");
     assert_int_equal(json_array_size(msgs), 2);
     assert_string_equal(
-        jstr(json_array_get(json_object_get(json_array_get(msgs, 0), "tool_calls"), 0), "id"),
+        rt_jstr(json_array_get(json_object_get(json_array_get(msgs, 0), "tool_calls"), 0), "id"),
         "k1");
     json_t *tm = json_array_get(msgs, 1);
-    assert_string_equal(jstr(tm, "role"), "tool");
+    assert_string_equal(rt_jstr(tm, "role"), "tool");
     assert_false(json_is_true(json_object_get(tm, "ok")));
-    assert_non_null(strstr(jstr(tm, "text"), "cancelled"));
+    assert_non_null(strstr(rt_jstr(tm, "text"), "cancelled"));
     mesh_request_clear(&e);
-    reply(fx->tools, &r, 0, json_pack("{s:b, s:{}}", "ok", 1, "result"));
+    rt_reply(fx->tools, &r, 0, json_pack("{s:b, s:{}}", "ok", 1, "result"));
     mesh_request_clear(&r);
-    no_req(fx, fx->llm, 20);
-    no_client_message(fx, 30);
-    wait_idle(fx);
+    rt_no_req(fx, fx->llm, 20);
+    rt_no_client_message(fx, 30);
+    rt_wait_idle(fx);
 }
 
 static void test_cancel_before_anything_said(void **state)
 {
-    fx_t *fx = *state;
+    rt_fx_t *fx = *state;
     send_turn(fx, "c3", "conv-c3", "policy?", false);
-    begin_with(fx, "c3", json_object());
+    rt_begin_with(fx, "c3", json_object());
     mesh_request_t l;
-    next_req(fx, fx->llm, &l, "llm.chat");
+    rt_next_req(fx, fx->llm, &l, "llm.chat");
     cancel(fx, "c3");
     /* Nothing to record: the lease is released and the message stays pending. */
     mesh_request_t r;
-    next_req(fx, fx->memory, &r, "turn.abort");
-    assert_string_equal(jstr(r.args, "message_id"), "c3");
-    reply(fx->memory, &r, 0, json_object());
+    rt_next_req(fx, fx->memory, &r, "turn.abort");
+    assert_string_equal(rt_jstr(r.args, "message_id"), "c3");
+    rt_reply(fx->memory, &r, 0, json_object());
     mesh_request_clear(&r);
     mesh_request_clear(&l);
-    no_client_message(fx, 30);
-    wait_idle(fx);
+    rt_no_client_message(fx, 30);
+    rt_wait_idle(fx);
 }
 
 static void test_cancel_queued_and_beginning(void **state)
 {
-    fx_t *fx = *state;
+    rt_fx_t *fx = *state;
     send_turn(fx, "q1", "conv-q", "policy one", false);
     send_turn(fx, "q2", "conv-q", "policy two", false);
     mesh_request_t b1;
-    next_req(fx, fx->memory, &b1, "turn.begin");
-    assert_string_equal(jstr(b1.args, "message_id"), "q1");
+    rt_next_req(fx, fx->memory, &b1, "turn.begin");
+    assert_string_equal(rt_jstr(b1.args, "message_id"), "q1");
     /* q2 waits behind q1: dropped without a trace. */
     cancel(fx, "q2");
     assert_int_equal(router_agent_loop_active(fx->al), 1);
     /* q1's turn.begin is in flight: it may have taken the lease, so turn.abort. */
     cancel(fx, "q1");
     mesh_request_t r;
-    next_req(fx, fx->memory, &r, "turn.abort");
-    assert_string_equal(jstr(r.args, "message_id"), "q1");
-    assert_string_equal(jstr(r.args, "owner"), jstr(b1.args, "owner"));
+    rt_next_req(fx, fx->memory, &r, "turn.abort");
+    assert_string_equal(rt_jstr(r.args, "message_id"), "q1");
+    assert_string_equal(rt_jstr(r.args, "owner"), rt_jstr(b1.args, "owner"));
     /* The late turn.begin answer is ignored. */
-    reply(fx->memory, &b1, 0, json_pack("{s:b, s:{}, s:[]}", "duplicate", 0, "state", "history"));
+    rt_reply(fx->memory, &b1, 0,
+             json_pack("{s:b, s:{}, s:[]}", "duplicate", 0, "state", "history"));
     mesh_request_clear(&b1);
-    reply(fx->memory, &r, 0, json_object());
+    rt_reply(fx->memory, &r, 0, json_object());
     mesh_request_clear(&r);
-    no_req(fx, fx->memory, 30); /* no turn.begin for q2 */
-    no_req(fx, fx->llm, 5);
-    no_client_message(fx, 20);
-    wait_idle(fx);
+    rt_no_req(fx, fx->memory, 30); /* no turn.begin for q2 */
+    rt_no_req(fx, fx->llm, 5);
+    rt_no_client_message(fx, 20);
+    rt_wait_idle(fx);
 }
 
 /* The client's protocol CANCEL reaches the agent loop through the broker's
  * frontend; the llm call in flight gets a worker CANCEL. */
 static void test_cancel_via_protocol(void **state)
 {
-    fx_t *fx = *state;
+    rt_fx_t *fx = *state;
     send_turn(fx, "c5", "conv-c5", "policy?", true);
-    begin_with(fx, "c5", json_object());
+    rt_begin_with(fx, "c5", json_object());
     mesh_request_t r;
-    next_req(fx, fx->llm, &r, "llm.chat");
+    rt_next_req(fx, fx->llm, &r, "llm.chat");
     json_t *d = json_pack("{s:s}", "delta", "Hi");
     rt_worker_reply(fx->llm, false, r.id, 0, d);
     json_decref(d);
     mesh_reply_t p;
-    client_partial(fx, &p);
+    rt_client_partial(fx, &p);
     mesh_reply_clear(&p);
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
@@ -832,32 +650,32 @@ static void test_cancel_via_protocol(void **state)
     }
     assert_true(cancelled);
     mesh_request_t e;
-    end_ok(fx, &e);
+    rt_end_ok(fx, &e);
     json_t *msgs = json_object_get(e.args, "messages");
-    assert_string_equal(jstr(json_array_get(msgs, 0), "text"), "Hi");
+    assert_string_equal(rt_jstr(json_array_get(msgs, 0), "text"), "Hi");
     assert_true(json_is_true(json_object_get(json_array_get(msgs, 0), "interrupted")));
     mesh_request_clear(&e);
     mesh_request_clear(&r);
-    no_client_message(fx, 30);
-    wait_idle(fx);
+    rt_no_client_message(fx, 30);
+    rt_wait_idle(fx);
 }
 
 int main(void)
 {
     mesh_log_init("test", MESH_LOG_ERROR);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_state_update_merge, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_state_update_invalid, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_state_update_handoff_stream, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_tool_routing_by_service, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_usage_sums, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_handoff_gate, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_fallback_handoff, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cancel_streaming, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cancel_tools_in_flight, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cancel_before_anything_said, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cancel_queued_and_beginning, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cancel_via_protocol, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_state_update_merge, setup, rt_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_state_update_invalid, setup, rt_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_state_update_handoff_stream, setup, rt_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_tool_routing_by_service, setup, rt_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_usage_sums, setup, rt_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_handoff_gate, setup, rt_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_fallback_handoff, setup, rt_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_cancel_streaming, setup, rt_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_cancel_tools_in_flight, setup, rt_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_cancel_before_anything_said, setup, rt_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_cancel_queued_and_beginning, setup, rt_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_cancel_via_protocol, setup, rt_fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,7 +1,8 @@
 /*
  * test_router_util.h - helpers shared by the router's tests: raw ZeroMQ
  * peers that speak the mesh protocol (fake clients and workers), a loop
- * pump for in-process brokers, free ports and temporary data directories.
+ * pump for in-process brokers, free ports and temporary data directories,
+ * and the agent-loop fixture (a broker with the agent loop and fake workers).
  *
  * Waiting is always "poll a condition until a bounded deadline": the uv
  * loop (when the broker runs in this process) is run without blocking and
@@ -24,6 +25,9 @@
 #include <uv.h>
 #include <zmq.h>
 
+#include "agent_loop.h"
+#include "agents.h"
+#include "broker.h"
 #include "mesh/mesh_err.h"
 #include "mesh/mesh_limits.h"
 #include "mesh/mesh_msg.h"
@@ -343,6 +347,246 @@ static inline void rt_remove_dir(const char *dir)
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
     if (system(cmd) != 0)
         fprintf(stderr, "could not remove %s\n", dir);
+}
+
+/* ---- the agent-loop fixture (test_router_agent.c, test_router_state.c) -------------------- */
+/*
+ * An in-process broker with the agent loop on a private uv loop, a client
+ * dealer on its frontend and three fake workers (memory, llm, tools) on its
+ * backend; the tests script the workers' answers step by step. Needs cmocka
+ * (included before this header): the helpers fail the running test.
+ */
+typedef struct {
+    uv_loop_t loop;
+    void *zctx;
+    char dir[256];
+    router_agents_t *agents;
+    router_broker_t *b;
+    router_agent_loop_t *al;
+    void *client, *memory, *llm, *tools;
+    char back[64]; /* the backend endpoint, for extra workers */
+} rt_fx_t;
+
+typedef struct {
+    const char *tag; /* endpoint prefix: inproc://<tag>-front-<n>, <tag>-back-<n> */
+    uint32_t conv_queue_max;
+    uint32_t lease_ms;
+    const char *client_id;                   /* the client's routing id; NULL: none set */
+    int (*make_dir)(char *dir, size_t size); /* the data dir; NULL: rt_make_data_dir */
+} rt_fx_opts_t;
+
+static inline void *rt_fx_dealer_ready(rt_fx_t *fx, const char *endpoint, const char *service)
+{
+    void *s = rt_dealer(fx->zctx, endpoint);
+    rt_worker_ready(s, service, 16);
+    return s;
+}
+
+static inline void *rt_fx_client(rt_fx_t *fx, const char *endpoint, const char *id)
+{
+    if (id == NULL)
+        return rt_dealer(fx->zctx, endpoint);
+    void *s = zmq_socket(fx->zctx, ZMQ_DEALER);
+    int linger = 0;
+    zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof(linger));
+    zmq_setsockopt(s, ZMQ_ROUTING_ID, id, strlen(id));
+    if (zmq_connect(s, endpoint) != 0) {
+        zmq_close(s);
+        return NULL;
+    }
+    return s;
+}
+
+/* cmocka setup: the fixture in *state once every fake worker is registered. 0 or -1. */
+static inline int rt_fx_setup(void **state, const rt_fx_opts_t *opts)
+{
+    static int counter;
+    rt_fx_t *fx = calloc(1, sizeof(*fx));
+    if (fx == NULL)
+        return -1;
+    uv_loop_init(&fx->loop);
+    fx->zctx = zmq_ctx_new();
+    if ((opts->make_dir ? opts->make_dir : rt_make_data_dir)(fx->dir, sizeof(fx->dir)) != 0)
+        return -1;
+    char err[512];
+    if (router_agents_load(fx->dir, "policy_qa", &fx->agents, err, sizeof(err)) != 0) {
+        fprintf(stderr, "%s\n", err);
+        return -1;
+    }
+    char front[64];
+    snprintf(front, sizeof(front), "inproc://%s-front-%d", opts->tag, counter);
+    snprintf(fx->back, sizeof(fx->back), "inproc://%s-back-%d", opts->tag, counter++);
+    router_broker_opts_t o = {.frontend = front,
+                              .backend = fx->back,
+                              .heartbeat_ms = 1000,
+                              .liveness = 3,
+                              .queue_max = 64,
+                              .noworker_ms = 300};
+    mesh_zsock_opts_default(&o.zopts);
+    o.zopts.linger_ms = 0;
+    fx->b = router_broker_new(&fx->loop, fx->zctx, &o);
+    if (!fx->b || router_broker_start(fx->b) != 0)
+        return -1;
+    router_agent_loop_opts_t ao = {
+        .conv_queue_max = opts->conv_queue_max, .history_window = 20, .lease_ms = opts->lease_ms};
+    fx->al = router_agent_loop_new(&fx->loop, fx->b, fx->agents, &ao);
+    router_broker_set_agent_handler(fx->b, router_agent_loop_handle, fx->al);
+    fx->client = rt_fx_client(fx, front, opts->client_id);
+    if (fx->client == NULL)
+        return -1;
+    fx->memory = rt_fx_dealer_ready(fx, fx->back, "memory");
+    fx->llm = rt_fx_dealer_ready(fx, fx->back, "llm");
+    fx->tools = rt_fx_dealer_ready(fx, fx->back, "tools");
+    uint64_t end = rt_now_ms() + RT_WAIT_MS;
+    while ((router_broker_workers(fx->b, "memory") == 0 ||
+            router_broker_workers(fx->b, "llm") == 0 ||
+            router_broker_workers(fx->b, "tools") == 0) &&
+           rt_now_ms() < end)
+        rt_spin(&fx->loop, 1);
+    *state = fx;
+    return 0;
+}
+
+/* cmocka teardown: no turn may still be active; every handle closes. */
+static inline int rt_fx_teardown(void **state)
+{
+    rt_fx_t *fx = *state;
+    zmq_close(fx->client);
+    zmq_close(fx->memory);
+    zmq_close(fx->llm);
+    zmq_close(fx->tools);
+    assert_int_equal(router_agent_loop_active(fx->al), 0);
+    router_agent_loop_destroy(&fx->al);
+    router_broker_destroy(&fx->b);
+    router_agents_unref(&fx->agents);
+    uv_run(&fx->loop, UV_RUN_NOWAIT);
+    assert_int_equal(uv_loop_close(&fx->loop), 0);
+    zmq_ctx_term(fx->zctx);
+    rt_remove_dir(fx->dir);
+    free(fx);
+    return 0;
+}
+
+/* The next request a worker gets; fails the test when none comes or its op is not op. */
+static inline void rt_next_req(rt_fx_t *fx, void *w, mesh_request_t *r, const char *op)
+{
+    if (!rt_worker_next(&fx->loop, w, r, RT_WAIT_MS))
+        fail_msg("no %s request arrived", op);
+    if (strcmp(r->op, op) != 0)
+        fail_msg("wanted op %s, got %s", op, r->op);
+}
+
+/* Fails the test when the worker gets any request within ms. */
+static inline void rt_no_req(rt_fx_t *fx, void *w, int ms)
+{
+    mesh_request_t r;
+    if (rt_worker_next(&fx->loop, w, &r, ms)) {
+        char op[64];
+        snprintf(op, sizeof(op), "%s", r.op);
+        mesh_request_clear(&r);
+        fail_msg("unexpected %s request", op);
+    }
+}
+
+/* Answer r as a worker with status and data (taken). */
+static inline void rt_reply(void *w, const mesh_request_t *r, int status, json_t *data)
+{
+    rt_worker_reply(w, true, r->id, status, data);
+    json_decref(data);
+}
+
+/* Memory: answer turn.begin with state (taken) and a history holding the user message. */
+static inline void rt_begin_with(rt_fx_t *fx, const char *message_id, json_t *state)
+{
+    mesh_request_t r;
+    rt_next_req(fx, fx->memory, &r, "turn.begin");
+    assert_string_equal(json_string_value(json_object_get(r.args, "message_id")), message_id);
+    json_t *data =
+        json_pack("{s:b, s:o, s:[{s:s, s:s}]}", "duplicate", 0, "state", state, "history", "role",
+                  "user", "text", json_string_value(json_object_get(r.args, "text")));
+    rt_reply(fx->memory, &r, 0, data);
+    mesh_request_clear(&r);
+}
+
+/* Keep r in *seen when seen is not NULL, else clear it. */
+static inline void rt_keep(mesh_request_t *r, mesh_request_t *seen)
+{
+    if (seen)
+        *seen = *r;
+    else
+        mesh_request_clear(r);
+}
+
+/* The next llm.chat, answered with data (taken); the request is kept in *seen when not NULL. */
+static inline void rt_llm_answer(rt_fx_t *fx, json_t *data, mesh_request_t *seen)
+{
+    mesh_request_t r;
+    rt_next_req(fx, fx->llm, &r, "llm.chat");
+    rt_reply(fx->llm, &r, 0, data);
+    rt_keep(&r, seen);
+}
+
+static inline json_t *rt_text_reply(const char *text)
+{
+    return json_pack("{s:s, s:s}", "type", "text", "text", text);
+}
+
+static inline json_t *rt_calls_reply(json_t *calls)
+{
+    return json_pack("{s:s, s:o}", "type", "tool_calls", "calls", calls);
+}
+
+/* Memory: answer the next turn.end (not a duplicate); kept in *seen when not NULL. */
+static inline void rt_end_ok(rt_fx_t *fx, mesh_request_t *seen)
+{
+    mesh_request_t r;
+    rt_next_req(fx, fx->memory, &r, "turn.end");
+    rt_reply(fx->memory, &r, 0, json_pack("{s:b}", "duplicate", 0));
+    rt_keep(&r, seen);
+}
+
+/* The client's next message must be the FINAL of id. */
+static inline void rt_client_final(rt_fx_t *fx, const char *id, mesh_reply_t *rep)
+{
+    bool final = false;
+    if (!rt_client_next(&fx->loop, fx->client, &final, rep, RT_WAIT_MS))
+        fail_msg("client got no answer for %s", id);
+    assert_true(final);
+    assert_string_equal(rep->id, id);
+}
+
+/* The client's next message must be a PARTIAL. */
+static inline void rt_client_partial(rt_fx_t *fx, mesh_reply_t *rep)
+{
+    bool final = true;
+    if (!rt_client_next(&fx->loop, fx->client, &final, rep, RT_WAIT_MS))
+        fail_msg("client got no partial");
+    assert_false(final);
+}
+
+/* Fails the test when the client gets anything within ms. */
+static inline void rt_no_client_message(rt_fx_t *fx, int ms)
+{
+    bool final;
+    mesh_reply_t rep;
+    if (rt_client_next(&fx->loop, fx->client, &final, &rep, ms)) {
+        mesh_reply_clear(&rep);
+        fail_msg("the client got a %s", final ? "FINAL" : "PARTIAL");
+    }
+}
+
+/* Spin until no turn is active (bounded); fails the test otherwise. */
+static inline void rt_wait_idle(rt_fx_t *fx)
+{
+    uint64_t end = rt_now_ms() + RT_WAIT_MS;
+    while (router_agent_loop_active(fx->al) > 0 && rt_now_ms() < end)
+        rt_spin(&fx->loop, 1);
+    assert_int_equal(router_agent_loop_active(fx->al), 0);
+}
+
+static inline const char *rt_jstr(const json_t *o, const char *k)
+{
+    return json_string_value(json_object_get(o, k));
 }
 
 #endif
