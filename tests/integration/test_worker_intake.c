@@ -224,6 +224,8 @@ static void test_handoff_on_injury(void **state)
     const char *reply =
         mh_turn(mh_group_mesh, conv, "刚才在人民路撞了一个骑电动车的，对方受伤了", "i1", NULL, &r);
     assert_string_equal(mh_json_str(r.json, "agent"), "claims_intake");
+    /* the HTTP answer says how the worker was chosen */
+    assert_string_equal(mh_json_str(json_object_get(r.json, "triage"), "by"), "keywords");
     assert_string_equal(mh_json_str(r.json, "handoff"), "pending");
     assert_string_equal(mh_json_str(mh_turn_state(&r), "handoff"), "pending");
     mh_assert_has(mh_json_str(mh_turn_state(&r), "handoff_reason"), "injury");
@@ -254,6 +256,7 @@ static void test_switch_to_intake(void **state)
         mh_turn(mh_group_mesh, conv, "I want to file a claim, I was rear-ended yesterday at 5 pm",
                 "s2", NULL, &r);
     assert_string_equal(mh_json_str(r.json, "agent"), "claims_intake");
+    assert_string_equal(mh_json_str(json_object_get(r.json, "triage"), "by"), "switch");
     assert_slot(&r, "accident_time", "yesterday 5 pm");
     assert_true(strstr(reply, "Noted") != NULL);
     mh_http_resp_clear(&r);
