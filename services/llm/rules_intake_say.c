@@ -249,8 +249,11 @@ void intake_say_estimate(llm_buf_t *b, const json_t *fee, const json_t *slots, b
             llm_buf_append_clip(b, by, strlen(by), LLM_FIELD_MAX);
         llm_buf_puts(b, zh ? "预估赔付 " : " pays ");
         llm_rules_money(b, num(json_object_get(l, "payable")), zh);
-        if (clause != NULL)
-            llm_buf_printf(b, zh ? "（条款 %.16s）" : " (clause %.16s)", clause);
+        if (clause != NULL) { /* clipped on a UTF-8 boundary, never mid-character */
+            llm_buf_puts(b, zh ? "（条款 " : " (clause ");
+            llm_buf_append_clip(b, clause, strlen(clause), 16);
+            llm_buf_puts(b, zh ? "）" : ")");
+        }
         const char *rule = json_string_value(json_object_get(l, zh ? "rule_zh" : "rule"));
         if (rule == NULL)
             rule = llm_rules_loc(json_object_get(l, "rule"), zh, NULL);

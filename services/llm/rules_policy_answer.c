@@ -469,7 +469,7 @@ static void topic_exclusions(ans_t *a)
 
 static void topic_ratio(ans_t *a)
 {
-    double with, without;
+    double with = 0, without = 0;
     int hw = get_num(a->policy, "ratio_with_social", &with);
     int ho = get_num(a->policy, "ratio_without_social", &without);
     if (!hw && !ho) {

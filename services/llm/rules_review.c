@@ -253,6 +253,10 @@ static void missing_list(llm_buf_t *b, unsigned miss, bool zh)
     }
 }
 
+/* Bytes of a customer-given diagnosis or hospital name quoted back, and of a clause id. */
+#define REVIEW_FACT_CLIP   60
+#define REVIEW_CLAUSE_CLIP 16
+
 static void known_facts(llm_buf_t *b, const review_claim_t *c, bool zh)
 {
     size_t n = 0;
@@ -264,8 +268,14 @@ static void known_facts(llm_buf_t *b, const review_claim_t *c, bool zh)
         }                                                                                          \
     } while (0)
     FACT(c->policy_no[0], zh ? "保单号 %s" : "policy %s", c->policy_no);
-    FACT(c->diagnosis[0], zh ? "诊断 %.60s" : "diagnosis %.60s", c->diagnosis);
-    FACT(c->hospital[0], zh ? "医院 %.60s" : "hospital %.60s", c->hospital);
+    /* Customer text: clipped on a UTF-8 boundary (printf's %.60s would cut a
+     * character in half and the answer must be valid UTF-8). */
+    FACT(c->diagnosis[0], "%s", zh ? "诊断 " : "diagnosis ");
+    if (c->diagnosis[0])
+        llm_buf_append_clip(b, c->diagnosis, strlen(c->diagnosis), REVIEW_FACT_CLIP);
+    FACT(c->hospital[0], "%s", zh ? "医院 " : "hospital ");
+    if (c->hospital[0])
+        llm_buf_append_clip(b, c->hospital, strlen(c->hospital), REVIEW_FACT_CLIP);
     FACT(c->admission[0], zh ? "入院 %s" : "admitted %s", c->admission);
     FACT(c->discharge[0], zh ? "出院 %s" : "discharged %s", c->discharge);
     FACT(c->social_used != REVIEW_UNKNOWN, "%s",
@@ -358,8 +368,12 @@ static int recap(const turn_t *t, const json_t *decision, llm_rules_out_t *out)
             continue;
         llm_buf_puts(b, n++ == 0 ? (zh ? "拒赔项目：" : "Refused: ") : (zh ? "；" : "; "));
         llm_buf_append_clip(b, json_string_value(item), json_string_length(item), 60);
-        if (json_is_string(clause))
-            llm_buf_printf(b, zh ? "（条款 %.16s）" : " (clause %.16s)", json_string_value(clause));
+        if (json_is_string(clause)) {
+            llm_buf_puts(b, zh ? "（条款 " : " (clause ");
+            llm_buf_append_clip(b, json_string_value(clause), json_string_length(clause),
+                                REVIEW_CLAUSE_CLIP);
+            llm_buf_puts(b, zh ? "）" : ")");
+        }
     }
     if (n > 0)
         llm_buf_puts(b, zh ? "。" : ". ");

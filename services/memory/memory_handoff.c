@@ -272,8 +272,8 @@ static int build_append(const memory_build_ctx_t *bc, const ho_script_t *sc, jso
 int memory_handoff_build_claim(const memory_build_ctx_t *bc, const json_t *args, memory_argv_t *a,
                                memory_plan_t *plan, char *err, size_t err_size)
 {
-    const char *person;
-    size_t plen;
+    const char *person = NULL;
+    size_t plen = 0;
     int rc = args_person(args, &person, &plen, err, err_size);
     if (rc != 0)
         return rc;
@@ -291,8 +291,8 @@ int memory_handoff_build_claim(const memory_build_ctx_t *bc, const json_t *args,
 int memory_handoff_build_reply(const memory_build_ctx_t *bc, const json_t *args, memory_argv_t *a,
                                memory_plan_t *plan, char *err, size_t err_size)
 {
-    const char *person, *text, *mid;
-    size_t plen, tlen, mlen;
+    const char *person = NULL, *text = NULL, *mid = NULL;
+    size_t plen = 0, tlen = 0, mlen = 0;
     int rc = args_person(args, &person, &plen, err, err_size);
     if (rc == 0)
         rc = arg_str(args, "text", MESH_TEXT_MAX, false, &text, &tlen, err, err_size);
@@ -313,8 +313,8 @@ int memory_handoff_build_reply(const memory_build_ctx_t *bc, const json_t *args,
 int memory_handoff_build_note(const memory_build_ctx_t *bc, const json_t *args, memory_argv_t *a,
                               memory_plan_t *plan, char *err, size_t err_size)
 {
-    const char *person, *text;
-    size_t plen, tlen;
+    const char *person = NULL, *text = NULL;
+    size_t plen = 0, tlen = 0;
     int rc = args_person(args, &person, &plen, err, err_size);
     if (rc == 0)
         rc = arg_str(args, "text", MESH_TEXT_MAX, false, &text, &tlen, err, err_size);
@@ -332,8 +332,8 @@ int memory_handoff_build_note(const memory_build_ctx_t *bc, const json_t *args, 
 int memory_handoff_build_release(const memory_build_ctx_t *bc, const json_t *args, memory_argv_t *a,
                                  memory_plan_t *plan, char *err, size_t err_size)
 {
-    const char *person, *summary;
-    size_t plen, slen;
+    const char *person = NULL, *summary = NULL;
+    size_t plen = 0, slen = 0;
     int rc = args_person(args, &person, &plen, err, err_size);
     if (rc == 0)
         rc = arg_str(args, "summary", MESH_TEXT_MAX, false, &summary, &slen, err, err_size);

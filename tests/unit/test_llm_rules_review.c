@@ -21,6 +21,7 @@
 
 #include "llm_backend.h"
 #include "llm_call.h"
+#include "mesh/mesh_text.h"
 #include "rules.h"
 #include "rules_review.h"
 
@@ -775,6 +776,39 @@ static void test_multi_message_slots(void **state)
     conv_free(&c);
 }
 
+/* A long customer-given diagnosis quoted back is cut on a character boundary:
+ * the answer stays valid UTF-8 (fuzz_rules found "%.60s" cutting a character). */
+static void test_recap_clips_utf8(void **state)
+{
+    (void)state;
+    static const char *const msgs[] = {
+        "保单号 P10023，诊断：2型糖尿病伴多发性周围神经病变及糖尿病肾病（CKD "
+        "3期），医院：上海市第一"
+        "人民医院",
+        "保单号 "
+        "P10023，诊断：急性胆囊炎，医院：上海交通大学医学院附属瑞金医院卢湾分院（原卢湾区中心医"
+        "院）东院区",
+    };
+    for (size_t k = 0; k < sizeof(msgs) / sizeof(msgs[0]); k++) {
+        conv_t c;
+        conv_init(&c, "zh");
+        conv_user(&c, msgs[k]);
+        llm_rules_out_t out;
+        run(&c, &out);
+        /* Answer the tool steps (state.update echoes) until the engine speaks. */
+        for (int step = 0; step < 4 && out.type == LLM_RESULT_TOOL_CALLS; step++) {
+            conv_tools(&c, &out, NULL, 0);
+            llm_rules_out_clear(&out);
+            run(&c, &out);
+        }
+        const char *t = text_of(&out);
+        assert_true(mesh_utf8_valid(t, strlen(t)));
+        assert_non_null(strstr(t, "P10023"));
+        llm_rules_out_clear(&out);
+        conv_free(&c);
+    }
+}
+
 static void test_ask_and_recap(void **state)
 {
     (void)state;
@@ -1083,6 +1117,7 @@ int main(void)
         cmocka_unit_test(test_pre_existing_and_not_in_force),
         cmocka_unit_test(test_unknown_item_handoff),
         cmocka_unit_test(test_multi_message_slots),
+        cmocka_unit_test(test_recap_clips_utf8),
         cmocka_unit_test(test_ask_and_recap),
         cmocka_unit_test(test_policy_not_found),
         cmocka_unit_test(test_lapsed_and_not_medical),
