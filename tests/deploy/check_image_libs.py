@@ -31,7 +31,17 @@ def runtime_packages():
     return pkgs
 
 
+_OWNERS = {}
+
+
 def owner(path):
+    """The package owning a library path (merged /usr tried both ways), cached."""
+    if path not in _OWNERS:
+        _OWNERS[path] = _owner(path)
+    return _OWNERS[path]
+
+
+def _owner(path):
     real = os.path.realpath(path)
     cands = {path, real}
     for p in list(cands):
