@@ -7,6 +7,7 @@
  */
 #include "gw_sse.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -93,6 +94,10 @@ static void hb_rearm(gateway_sse_t *s)
         uv_timer_start(s->hb, hb_fire, s->hb_ms, 0);
 }
 
+/* Headers every SSE response carries, and the room for them plus the caller's. */
+#define GATEWAY_SSE_BASE_HEADERS "Cache-Control: no-store\r\nX-Accel-Buffering: no\r\n"
+#define GATEWAY_SSE_HEADERS_MAX  1024
+
 gateway_sse_t *gateway_sse_start(uv_loop_t *loop, gateway_http_conn_t *conn, uint64_t hb_ms,
                                  const char *extra_headers, int *rc)
 {
@@ -116,8 +121,18 @@ gateway_sse_t *gateway_sse_start(uv_loop_t *loop, gateway_http_conn_t *conn, uin
         uv_timer_init(loop, s->hb);
         s->hb->data = s;
     }
-    *rc = gateway_http_conn_stream_start(conn, 200, "text/event-stream; charset=utf-8",
-                                         extra_headers);
+    /* Every stream tells caches not to keep it and reverse proxies (nginx's
+     * X-Accel-Buffering) not to buffer it: an SSE event must reach the client
+     * when it is written. */
+    char headers[GATEWAY_SSE_HEADERS_MAX];
+    int n = snprintf(headers, sizeof(headers), "%s%s", GATEWAY_SSE_BASE_HEADERS,
+                     extra_headers ? extra_headers : "");
+    if (n < 0 || (size_t)n >= sizeof(headers)) {
+        gateway_sse_abandon(&s);
+        *rc = MESH_ETOOBIG;
+        return NULL;
+    }
+    *rc = gateway_http_conn_stream_start(conn, 200, "text/event-stream; charset=utf-8", headers);
     if (*rc != 0) {
         gateway_sse_abandon(&s);
         return NULL;

@@ -287,8 +287,7 @@ static void ev_start(gateway_t *gw, gateway_http_conn_t *conn, const gateway_htt
     uv_timer_init(gw->loop, s->timer);
     s->timer->data = s;
     int rc = 0;
-    s->sse = gateway_sse_start(gw->loop, conn, gw->cfg.sse_heartbeat_ms,
-                               "Cache-Control: no-store\r\nX-Accel-Buffering: no\r\n", &rc);
+    s->sse = gateway_sse_start(gw->loop, conn, gw->cfg.sse_heartbeat_ms, NULL, &rc);
     if (!s->sse) {
         if (rc == MESH_ESTATE || rc == MESH_ENOMEM)
             gateway_http_conn_respond_error(conn, 503, "out_of_memory", "cannot start the stream",

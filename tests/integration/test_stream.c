@@ -79,6 +79,9 @@ static void test_stream_deltas_then_final(void **state)
     mh_sse_run(&c, STREAM_WAIT_MS);
     assert_int_equal(c.status, 200);
     assert_non_null(strcasestr(c.head, "Content-Type: text/event-stream"));
+    /* proxies must not buffer the stream, caches must not keep it (docs/operations.md) */
+    assert_non_null(strcasestr(c.head, "X-Accel-Buffering: no"));
+    assert_non_null(strcasestr(c.head, "Cache-Control: no-store"));
     assert_true(c.chunked);
     assert_true(c.done);
 
