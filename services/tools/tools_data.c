@@ -45,8 +45,7 @@ static void set_err(char *err, size_t err_size, const char *fmt, ...)
     va_end(ap);
 }
 
-/* Parse one JSON file (size-bounded, duplicate keys refused). */
-static int read_json(const char *path, json_t **out, char *err, size_t err_size)
+int tools_data_read_json(const char *path, long max_bytes, json_t **out, char *err, size_t err_size)
 {
     struct stat st;
     json_error_t je;
@@ -60,8 +59,8 @@ static int read_json(const char *path, json_t **out, char *err, size_t err_size)
         set_err(err, err_size, "%s: not a regular file", path);
         return MESH_EIO;
     }
-    if (st.st_size > TOOLS_DATA_FILE_MAX) {
-        set_err(err, err_size, "%s: larger than %d bytes", path, TOOLS_DATA_FILE_MAX);
+    if (st.st_size > max_bytes) {
+        set_err(err, err_size, "%s: larger than %ld bytes", path, max_bytes);
         return MESH_ECONFIG;
     }
     *out = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
@@ -70,6 +69,12 @@ static int read_json(const char *path, json_t **out, char *err, size_t err_size)
         return MESH_ECONFIG;
     }
     return 0;
+}
+
+/* A data file of this set: at most TOOLS_DATA_FILE_MAX bytes. */
+static int read_json(const char *path, json_t **out, char *err, size_t err_size)
+{
+    return tools_data_read_json(path, TOOLS_DATA_FILE_MAX, out, err, err_size);
 }
 
 static int cmp_names(const void *a, const void *b)

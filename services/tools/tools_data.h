@@ -67,4 +67,13 @@ const struct tools_training *tools_data_training(const tools_data_t *d);
 /* The "as_of" date of policies.json ("" when absent). */
 const char *tools_data_as_of(const tools_data_t *d);
 
+/*
+ * Parse one JSON file of at most max_bytes, duplicate keys refused (shared by
+ * every loader of the tools worker's data). 0, MESH_EIO (cannot read, not a
+ * regular file) or MESH_ECONFIG (too big, invalid JSON); err names the file
+ * (and the line and column of a JSON error).
+ */
+int tools_data_read_json(const char *path, long max_bytes, json_t **out, char *err,
+                         size_t err_size);
+
 #endif

@@ -13,14 +13,12 @@
  */
 #include "tools_training.h"
 
-#include <errno.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "mesh/mesh_err.h"
 #include "tools_check.h"
@@ -65,28 +63,7 @@ static void set_err(char *err, size_t err_size, const char *fmt, ...)
 
 static int read_file_json(const char *path, json_t **out, char *err, size_t err_size)
 {
-    struct stat st;
-    json_error_t je;
-
-    *out = NULL;
-    if (stat(path, &st) != 0) {
-        set_err(err, err_size, "%s: cannot read: %s", path, strerror(errno));
-        return MESH_EIO;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        set_err(err, err_size, "%s: not a regular file", path);
-        return MESH_EIO;
-    }
-    if (st.st_size > TRAINING_FILE_MAX) {
-        set_err(err, err_size, "%s: larger than %d bytes", path, TRAINING_FILE_MAX);
-        return MESH_ECONFIG;
-    }
-    *out = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
-    if (*out == NULL) {
-        set_err(err, err_size, "%s:%d:%d: invalid JSON: %s", path, je.line, je.column, je.text);
-        return MESH_ECONFIG;
-    }
-    return 0;
+    return tools_data_read_json(path, TRAINING_FILE_MAX, out, err, err_size);
 }
 
 static bool in_list(const char *s, const char *const *list)
