@@ -4,8 +4,9 @@
  * (channel_xml_field), the decrypt path of <Encrypt> / echostr
  * (wecom_decrypt: base64, AES-256-CBC with WeCom's 32-byte PKCS#7 rule, the
  * random(16) | msg_len(4) | msg | corp id frame), the msg_signature check
- * (sig_ok), the base64/AES primitives under them (lib/mesh/crypto.c), and
- * channel_split (channels.c), which cuts an answer for the platforms.
+ * (sig_ok), the query parameters (query_value: percent-decoding), the
+ * base64/AES primitives under them (lib/mesh/crypto.c), and channel_split
+ * (channels.c), which cuts an answer for the platforms.
  *
  * wecom_decrypt and sig_ok are static, so this file includes
  * channel_wecom.c; the gateway functions its handlers call come from
@@ -17,8 +18,8 @@
  * XML); its <Encrypt> value (else the whole body) is decrypted, and the
  * decrypted message's fields are read. Mode 1: the rest is the inner message;
  * the target encrypts it the documented way, wraps it in <xml><Encrypt>, and
- * runs the same path. Both modes also try the rest as base64, ciphertext and
- * plaintext of the primitives.
+ * runs the same path. Both modes also try the rest as a query string, and as
+ * base64, ciphertext and plaintext of the primitives.
  *
  * Invariants (abort on violation):
  *   - channel_xml_field returns 1/0/-1 and writes a NUL-terminated value
@@ -27,6 +28,8 @@
  *   - wecom_decrypt returns 0/MESH_EINVAL; in mode 1 it returns 0 and gives
  *     back exactly the message that was encrypted; another corp id is refused;
  *   - sig_ok accepts the sample's signature and never crashes on any input;
+ *   - query_value returns 1/0, a NUL-terminated value within size; a
+ *     smaller buffer gives 0 or the same value;
  *   - mesh_base64_decode: 0/EINVAL/ETOOBIG, fits 3*len/4 bytes, re-encodes to
  *     base64 decoding to the same bytes, a smaller buffer gives ETOOBIG or the
  *     same bytes; mesh_aes256_cbc_decrypt: 0/EINVAL, strips 1..32 pad bytes;
@@ -201,6 +204,34 @@ static void wecom(const uint8_t *s, size_t n, size_t small, bool inner)
     free(body);
 }
 
+/* ---- the callback's query string (percent-decoded parameters) ---- */
+
+static void query(const char *q, size_t n, size_t small)
+{
+    static const struct {
+        const char *key;
+        size_t size; /* as channel_wecom_inbound / verify_url use them */
+    } P[] = {
+        {"msg_signature", 64}, {"timestamp", 32}, {"nonce", 128}, {"echostr", WECOM_PARAM_MAX}};
+    gateway_http_req_t req;
+    memset(&req, 0, sizeof(req));
+    req.query = q;
+    req.query_len = n;
+    for (size_t i = 0; i < sizeof(P) / sizeof(P[0]); i++) {
+        char *out = xmalloc(P[i].size);
+        int r = query_value(&req, P[i].key, out, P[i].size);
+        if ((r != 0 && r != 1) || (r == 1 && strlen(out) >= P[i].size))
+            abort();
+        size_t sz = small < P[i].size ? small : P[i].size;
+        char *part = xmalloc(sz);
+        int r2 = query_value(&req, P[i].key, part, sz);
+        if ((r2 != 0 && r2 != 1) || (r2 == 1 && (r != 1 || strcmp(part, out) != 0)))
+            abort();
+        free(part);
+        free(out);
+    }
+}
+
 /* ---- the primitives ---- */
 
 static void decrypt_raw(const uint8_t *ct, size_t n)
@@ -298,6 +329,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t n = size - 1;
 
     wecom(s, n, small, inner);
+    query((const char *)s, n, small);
     base64((const char *)s, n, small);
     decrypt_raw(s, n);
     roundtrip(s, n, (data[0] & 0x80) ? 32 : 16);
