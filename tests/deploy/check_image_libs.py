@@ -20,6 +20,9 @@ import deploy_lib as d  # noqa: E402
 
 BINARIES = ["mesh-" + s for s in d.SERVICES] + ["mesh-healthcheck"]
 BASE = {"libc6", "libgcc-s1"}  # in debian:bookworm-slim
+# Sanitizer runtimes: linked only by the ASan/UBSan test build (make test-asan),
+# never by the image's Release build.
+SANITIZER_LIB = re.compile(r"/lib(asan|ubsan|lsan|tsan)\.so")
 
 
 def runtime_packages():
@@ -78,7 +81,7 @@ def main():
             d.fail("%s is not built" % b)
         for line in d.run(["ldd", path]).splitlines():
             m = re.search(r"=> (/\S+)", line)
-            if not m:
+            if not m or SANITIZER_LIB.search(m.group(1)):
                 continue
             pkg = owner(m.group(1))
             if pkg is None:
