@@ -435,4 +435,13 @@ int mh_loop_close(mh_loop_t *l);
 bool mh_cond_redis_up(void *redis);
 bool mh_cond_redis_down(void *redis);
 
+/*
+ * Start the model stub (bin/mesh-openai-stub) on a free port with the recorded
+ * exchanges of tests/stubs/openai, recording every request it gets (one JSON
+ * line each) at <mh_tmpdir()>/<record_name>, whose path goes to record_out.
+ * *proc_out is the stub (stop/destroy it like any mh_proc_t). The port, or -1.
+ */
+int mh_openai_stub_start(const char *record_name, mh_proc_t **proc_out,
+                         char record_out[MH_PATH_MAX]);
+
 #endif

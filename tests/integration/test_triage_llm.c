@@ -22,7 +22,6 @@
  * {"agent":null}, so the keywords decide (by keywords).
  */
 #define _GNU_SOURCE
-#include <libgen.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -45,30 +44,13 @@
 static mh_mesh_t *s_mesh;
 static mh_proc_t *s_stub;
 static char s_record[MH_PATH_MAX];
-static char s_scripts[MH_PATH_MAX];
 static char s_env_tiers[512];
 static int s_metrics_port;
 static char s_env_metrics[48];
 
 static int start_stub(void)
 {
-    char file[MH_PATH_MAX];
-    snprintf(file, sizeof(file), "%s", __FILE__);
-    snprintf(s_scripts, sizeof(s_scripts), "%s/../stubs/openai", dirname(file));
-    snprintf(s_record, sizeof(s_record), "%s/openai-stub-triage.jsonl", mh_tmpdir());
-    int port = mh_free_port();
-    if (port < 0)
-        return -1;
-    char bin[MH_PATH_MAX], ports[16];
-    mh_bin("openai-stub", bin, sizeof(bin));
-    snprintf(ports, sizeof(ports), "%d", port);
-    char *argv[] = {bin, "--port", ports, "--scripts", s_scripts, "--record", s_record, NULL};
-    s_stub = mh_proc_spawn("openai-stub", argv, NULL);
-    if (s_stub == NULL || !mh_log_wait(s_stub, 0, "listening on port", 5000)) {
-        fprintf(stderr, "the openai stub did not start\n");
-        return -1;
-    }
-    return port;
+    return mh_openai_stub_start("openai-stub-triage.jsonl", &s_stub, s_record);
 }
 
 static int metrics_env(void)
