@@ -5,15 +5,18 @@
  *
  *   mesh-ttft --direct http://127.0.0.1:P/v1/chat/completions --model M
  *             --mesh http://127.0.0.1:G [-n 200] [--warmup 20] [--text T]
+ *             [--conv-turns K]
  *
  * Each sample is one streamed request on a fresh loopback connection,
  * alternating direct and mesh so both see the same machine state:
  *   direct  POST <direct> {"model": M, "stream": true, "messages": [user T]};
  *           the first token is the first SSE chunk whose
  *           choices[0].delta.content is a non-empty string;
- *   mesh    POST <mesh>/v1/conversations/<fresh id>/messages with
+ *   mesh    POST <mesh>/v1/conversations/<id>/messages with
  *           Accept: text/event-stream {"text": T}; the first token is the
- *           first `event: delta`.
+ *           first `event: delta`. Each conversation gets K turns in a row
+ *           (default 1: every mesh sample is a new conversation; K > 1
+ *           measures follow-up turns too, whose history grows).
  * The clock runs from just before the request is written to when the bytes
  * holding the first token have been read (CLOCK_MONOTONIC). Printed: p50,
  * p90, p99, mean of both and of the per-percentile difference, as text or
@@ -126,7 +129,8 @@ static bool has_first_token(ttft_mode_t mode, const char *buf, size_t len)
 }
 
 /* One sample: milliseconds to the first token, or a negative value on failure. */
-static double sample(ttft_mode_t mode, const url_t *u, const char *model, const char *text, int seq)
+static double sample(ttft_mode_t mode, const url_t *u, const char *model, const char *text,
+                     long conv)
 {
     char path[TTFT_URL_MAX + 128];
     json_t *b;
@@ -135,8 +139,8 @@ static double sample(ttft_mode_t mode, const url_t *u, const char *model, const 
         b = json_pack("{s:s, s:b, s:[{s:s, s:s}]}", "model", model, "stream", 1, "messages", "role",
                       "user", "content", text);
     } else {
-        snprintf(path, sizeof(path), "%s/v1/conversations/ttft-%d-%d/messages",
-                 strcmp(u->path, "/") == 0 ? "" : u->path, (int)getpid(), seq);
+        snprintf(path, sizeof(path), "%s/v1/conversations/ttft-%d-%ld/messages",
+                 strcmp(u->path, "/") == 0 ? "" : u->path, (int)getpid(), conv);
         b = json_pack("{s:s}", "text", text);
     }
     char *body = json_dumps(b, JSON_COMPACT);
@@ -176,8 +180,8 @@ static double sample(ttft_mode_t mode, const url_t *u, const char *model, const 
     }
     if (result < 0) {
         buf[len] = '\0';
-        fprintf(stderr, "%s sample %d: no first token (%zu bytes: %.200s)\n",
-                mode == MODE_DIRECT ? "direct" : "mesh", seq, len, buf);
+        fprintf(stderr, "%s conversation %ld: no first token (%zu bytes: %.200s)\n",
+                mode == MODE_DIRECT ? "direct" : "mesh", conv, len, buf);
     }
 out:
     close(fd);
@@ -222,13 +226,14 @@ static void usage(void)
             "  --mesh    the gateway's base URL (http://127.0.0.1:8080)\n"
             "  -n        samples per path (default 200)\n"
             "  --warmup  unmeasured samples per path first (default 20)\n"
-            "  --text    the user message (default \"hello\")\n");
+            "  --text    the user message (default \"hello\")\n"
+            "  --conv-turns  mesh turns per conversation (default 1: each sample a new one)\n");
 }
 
 int main(int argc, char **argv)
 {
     const char *direct = NULL, *mesh = NULL, *model = "ttft", *text = "hello";
-    long n = 200, warmup = 20;
+    long n = 200, warmup = 20, conv_turns = 1, mesh_i = 0;
     bool as_json = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -253,6 +258,8 @@ int main(int argc, char **argv)
             n = strtol(v, NULL, 10);
         else if (strcmp(a, "--warmup") == 0)
             warmup = strtol(v, NULL, 10);
+        else if (strcmp(a, "--conv-turns") == 0)
+            conv_turns = strtol(v, NULL, 10);
         else {
             usage();
             return 2;
@@ -261,26 +268,27 @@ int main(int argc, char **argv)
     }
     url_t ud, um;
     if (!direct || !mesh || parse_url(direct, &ud) != 0 || parse_url(mesh, &um) != 0 || n < 1 ||
-        n > TTFT_SAMPLES_MAX || warmup < 0 || warmup > TTFT_SAMPLES_MAX) {
+        n > TTFT_SAMPLES_MAX || warmup < 0 || warmup > TTFT_SAMPLES_MAX || conv_turns < 1 ||
+        conv_turns > TTFT_SAMPLES_MAX) {
         usage();
         return 2;
     }
     double *vd = calloc((size_t)n, sizeof(double)), *vm = calloc((size_t)n, sizeof(double));
     if (!vd || !vm)
         return 1;
-    int seq = 0;
     for (long i = 0; i < warmup; i++) {
-        if (sample(MODE_DIRECT, &ud, model, text, seq++) < 0 ||
-            sample(MODE_MESH, &um, model, text, seq++) < 0)
+        if (sample(MODE_DIRECT, &ud, model, text, 0) < 0 ||
+            sample(MODE_MESH, &um, model, text, mesh_i++ / conv_turns) < 0)
             return 1;
     }
     for (long i = 0; i < n; i++) {
         /* alternate which path goes first, so neither always follows the other */
         bool d_first = (i % 2) == 0;
+        long conv = mesh_i++ / conv_turns;
         double a =
-            sample(d_first ? MODE_DIRECT : MODE_MESH, d_first ? &ud : &um, model, text, seq++);
+            sample(d_first ? MODE_DIRECT : MODE_MESH, d_first ? &ud : &um, model, text, conv);
         double b =
-            sample(d_first ? MODE_MESH : MODE_DIRECT, d_first ? &um : &ud, model, text, seq++);
+            sample(d_first ? MODE_MESH : MODE_DIRECT, d_first ? &um : &ud, model, text, conv);
         if (a < 0 || b < 0)
             return 1;
         vd[i] = d_first ? a : b;

@@ -258,6 +258,7 @@ int router__turn_submit(router_turn_t *t, const char *service, const char *op, j
 
 static void turn_free(router_turn_t *t)
 {
+    router__early_drop(t); /* before the sub-request records go */
     router__lease_stop(t);
     router__turn_tools_cancel(t);
     /* Every request is answered or cancelled by now: their entries go. */
@@ -302,6 +303,7 @@ static void cancel_pending(router_turn_t *t)
         router_broker_cancel(t->al->broker, t->pending_id);
         t->pending_id[0] = '\0';
     }
+    router__early_drop(t);
     router__turn_tools_cancel(t);
 }
 
@@ -321,6 +323,7 @@ static void abort_cb(router_reply_kind_t kind, mesh_reply_t *rep, void *arg)
 static void turn_abort(router_turn_t *t)
 {
     t->state = TURN_ABORT;
+    router__early_forget(t); /* memory holds the message without its answer */
     router__lease_stop(t);
     router_heap_remove(&t->al->wakeups, &t->hnode);
     arm(t->al);
@@ -336,6 +339,7 @@ static void turn_abort(router_turn_t *t)
 void router__turn_fail(router_turn_t *t, int status, const char *msg, bool abort)
 {
     cancel_pending(t);
+    router__early_forget(t);
     if (!t->answered) {
         mesh_log_info(LOG_SUB, "conv %s message %s failed: %s: %s", t->req.conv, t->message_id,
                       mesh_err_name(status), msg ? msg : mesh_strerror(status));
@@ -374,6 +378,7 @@ static void end_cb(router_reply_kind_t kind, mesh_reply_t *rep, void *arg)
         router__turn_fail(t, rep->status, msg, true);
         return;
     }
+    router__early_remember(t);
     answer(t, 0, NULL, t->final_data);
     turn_finish(t);
 }
@@ -452,6 +457,8 @@ static void begin_cb(router_reply_kind_t kind, mesh_reply_t *rep, void *arg);
 
 static void turn_backoff(router_turn_t *t)
 {
+    /* Another router runs the conversation: what was predicted is stale. */
+    router__early_drop(t);
     uint64_t now = router__turn_now(t);
     t->backoff_ms = t->backoff_ms ? t->backoff_ms * 2 : ROUTER_LEASE_BACKOFF_MIN_MS;
     if (t->backoff_ms > ROUTER_LEASE_BACKOFF_MAX_MS)
@@ -486,6 +493,8 @@ static void turn_begin(router_turn_t *t)
         /* One line per turn on the router that runs it (ids are validated). */
         mesh_log_debug(LOG_SUB, "turn start conv=%s message_id=%s owner=%s", t->req.conv,
                        t->message_id, t->owner);
+        /* The model call first: it is the long way round (agent_early.c). */
+        router__early_start(t);
     }
     json_t *args = json_pack("{s:s, s:s, s:i, s:s, s:I}", "message_id", t->message_id, "text",
                              t->text, "window", (int)al->opts.history_window, "owner", t->owner,
@@ -817,8 +826,10 @@ router_agent_loop_t *router_agent_loop_new(uv_loop_t *loop, router_broker_t *b,
     router_heap_init(&al->wakeups);
     router_heap_init(&al->renewals);
     al->convq = router_convq_new(opts->conv_queue_max);
+    al->convctx = router_convctx_new(opts->early_start != ROUTER_EARLY_OFF ? opts->context_max : 0);
     al->timer = calloc(1, sizeof(*al->timer));
-    if (!al->convq || !al->timer) {
+    if (!al->convq || !al->convctx || !al->timer) {
+        router_convctx_destroy(&al->convctx);
         router_convq_destroy(&al->convq);
         free(al->timer);
         free(al);
@@ -877,6 +888,7 @@ void router_agent_loop_destroy(router_agent_loop_t **al_p)
     uv_timer_stop(al->timer);
     uv_close((uv_handle_t *)al->timer, timer_free_cb);
     router_convq_destroy(&al->convq);
+    router_convctx_destroy(&al->convctx);
     router_heap_free(&al->wakeups);
     router_heap_free(&al->renewals);
     router_agents_unref(&al->agents);

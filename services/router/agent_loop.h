@@ -53,7 +53,18 @@ typedef struct {
     bool triage_llm;
     const char *triage_tier;    /* NULL = "small"; must outlive the loop */
     uint32_t triage_timeout_ms; /* 0 = the default */
+    /* MESH_EARLY_START: start a turn's first model call before memory
+     * answers turn.begin (docs/router.md, "Early start") */
+    int early_start;      /* ROUTER_EARLY_* */
+    uint32_t context_max; /* MESH_CONTEXT_CACHE: conversations whose context is kept */
 } router_agent_loop_opts_t;
+
+/* MESH_EARLY_START values. */
+enum {
+    ROUTER_EARLY_OFF = 0, /* every model call waits for turn.begin */
+    ROUTER_EARLY_CACHED,  /* early only for conversations whose context this router keeps */
+    ROUTER_EARLY_ON,      /* also for conversations this router never saw (probably new) */
+};
 
 /* Defaults of the triage options. */
 #define ROUTER_TRIAGE_TIER_DEFAULT       "small"

@@ -103,6 +103,12 @@ int router__state_load(router_turn_t *t, const json_t *hash)
     return 0;
 }
 
+json_t *router__state_empty(void)
+{
+    /* What router__state_load makes of a hash without slots/records/mode/handoff. */
+    return json_pack("{s:{}, s:{}}", "slots", "records");
+}
+
 const char *router__state_handoff(const router_turn_t *t)
 {
     const char *h = json_string_value(json_object_get(t->cstate, "handoff"));

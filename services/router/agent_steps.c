@@ -454,6 +454,51 @@ static json_t *prompt_json(const router_agent_t *ag, const char *lang)
     return json_string(prompt);
 }
 
+json_t *router__llm_message(const json_t *m)
+{
+    static const char *const keys[] = {"role", "text", "name", "tool_call_id", "ok", "tool_calls"};
+    json_t *out = json_object();
+    for (size_t i = 0; out && i < sizeof(keys) / sizeof(keys[0]); i++) {
+        json_t *v = json_object_get(m, keys[i]);
+        if (v && json_object_set(out, keys[i], v) != 0) {
+            json_decref(out);
+            out = NULL;
+        }
+    }
+    return out;
+}
+
+/* Append each message of src, projected, to dst. 0 or MESH_ENOMEM. */
+static int append_projected(json_t *dst, const json_t *src)
+{
+    size_t i;
+    json_t *m;
+    json_array_foreach(src, i, m)
+    {
+        if (json_array_append_new(dst, router__llm_message(m)) != 0)
+            return MESH_ENOMEM;
+    }
+    return 0;
+}
+
+json_t *router__llm_args(const router_agent_t *ag, const char *lang, const json_t *history,
+                         const json_t *turn_msgs, const json_t *cstate, bool stream)
+{
+    json_t *messages = json_array();
+    if (!messages || append_projected(messages, history) != 0 ||
+        append_projected(messages, turn_msgs) != 0) {
+        json_decref(messages);
+        return NULL;
+    }
+    /* The state as of this step (state.updates of earlier steps included):
+     * a copy, since later steps change the turn's. */
+    json_t *state = json_deep_copy(cstate);
+    return json_pack("{s:s, s:s, s:o, s:s, s:o, s:O, s:b, s:o, s:s, s:s}", "agent", ag->name,
+                     "tier", ag->tier, "system", prompt_json(ag, lang), "lang", lang, "messages",
+                     messages, "tools", ag->llm_tools, "stream", stream, "state", state, "fallback",
+                     ag->fallback_mode, "response_format", ag->response_format);
+}
+
 void router__turn_llm(router_turn_t *t)
 {
     const router_agent_t *ag = t->agent;
@@ -462,21 +507,15 @@ void router__turn_llm(router_turn_t *t)
     t->stream_attempt = 0;
     t->streamed_len = 0;
     t->state = TURN_LLM;
-    json_t *messages = json_array();
-    if (!messages || json_array_extend(messages, t->history) != 0 ||
-        json_array_extend(messages, t->turn_msgs) != 0) {
-        json_decref(messages);
+    json_t *args = router__llm_args(ag, t->lang, t->history, t->turn_msgs, t->cstate, t->stream);
+    if (!args) {
         router__turn_fail(t, MESH_ENOMEM, NULL, true);
         return;
     }
-    /* The state as of this step (state.updates of earlier steps included):
-     * a copy, since later steps change the turn's. */
-    json_t *state = json_deep_copy(t->cstate);
-    json_t *args =
-        json_pack("{s:s, s:s, s:o, s:s, s:o, s:O, s:b, s:o, s:s, s:s}", "agent", ag->name, "tier",
-                  ag->tier, "system", prompt_json(ag, t->lang), "lang", t->lang, "messages",
-                  messages, "tools", ag->llm_tools, "stream", t->stream, "state", state, "fallback",
-                  ag->fallback_mode, "response_format", ag->response_format);
+    /* The first step may have been asked already (early start): adopted
+     * only when it was asked exactly this. */
+    if (t->steps == 1 && router__early_claim(t, args, llm_cb, t))
+        return;
     int rc = router__turn_submit(t, "llm", "llm.chat", args, true, 0, llm_cb, t, t->pending_id);
     if (rc)
         router__turn_fail(t, rc, "llm: request not sent", true);

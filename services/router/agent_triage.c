@@ -178,19 +178,15 @@ static void chosen(router_turn_t *t, const router_agent_t *ag, const char *by)
                    t->message_id, ag->name, by, t->lang, json_array_size(t->history));
 }
 
+static const router_agent_t *pick_new(const router_agents_t *a, const char *text,
+                                      const char *requested, const char **by);
+
 /* A new conversation without the model: requested, keywords, default. */
 static void choose_new(router_turn_t *t)
 {
-    const router_agent_t *ag = router_agents_find(t->agents, t->requested_agent);
-    if (ag) {
-        chosen(t, ag, BY_REQUESTED);
-        return;
-    }
-    ag = router_agents_triage(t->agents, t->text);
-    if (ag)
-        chosen(t, ag, BY_KEYWORDS);
-    else
-        chosen(t, router_agents_default(t->agents), BY_DEFAULT);
+    const char *by = NULL;
+    const router_agent_t *ag = pick_new(t->agents, t->text, t->requested_agent, &by);
+    chosen(t, ag, by);
 }
 
 void router__turn_choose_gated(router_turn_t *t, const char *state_agent)
@@ -291,22 +287,57 @@ static bool triage_llm(router_turn_t *t)
     return true;
 }
 
-void router__turn_choose(router_turn_t *t, const char *state_agent)
+/* A new conversation without the model: requested, keywords, default. */
+static const router_agent_t *pick_new(const router_agents_t *a, const char *text,
+                                      const char *requested, const char **by)
 {
-    const router_agent_t *ag = router_agents_find(t->agents, state_agent);
+    const router_agent_t *ag = router_agents_find(a, requested);
+    if (ag) {
+        *by = BY_REQUESTED;
+        return ag;
+    }
+    ag = router_agents_triage(a, text);
+    if (ag) {
+        *by = BY_KEYWORDS;
+        return ag;
+    }
+    *by = BY_DEFAULT;
+    return router_agents_default(a);
+}
+
+const router_agent_t *router__agent_pick(const router_agents_t *a, const char *state_agent,
+                                         const char *text, const char *requested, bool triage_llm,
+                                         const char **by)
+{
+    const router_agent_t *ag = router_agents_find(a, state_agent);
     if (ag) {
         /* A sticky agent (the trainer's role play quotes customers who "want
          * to file a claim") keeps its conversation whatever is said. */
-        const router_agent_t *sw = ag->sticky ? NULL : router_agents_switch(t->agents, t->text);
-        if (sw && sw != ag)
-            chosen(t, sw, BY_SWITCH);
-        else
-            chosen(t, ag, BY_STATE);
-    } else if (t->al->opts.triage_llm && !router_agents_find(t->agents, t->requested_agent)) {
+        const router_agent_t *sw = ag->sticky ? NULL : router_agents_switch(a, text);
+        if (sw && sw != ag) {
+            *by = BY_SWITCH;
+            return sw;
+        }
+        *by = BY_STATE;
+        return ag;
+    }
+    if (triage_llm && !router_agents_find(a, requested)) {
+        *by = BY_LLM;
+        return NULL;
+    }
+    return pick_new(a, text, requested, by);
+}
+
+void router__turn_choose(router_turn_t *t, const char *state_agent)
+{
+    const char *by = NULL;
+    const router_agent_t *ag = router__agent_pick(t->agents, state_agent, t->text,
+                                                  t->requested_agent, t->al->opts.triage_llm, &by);
+    if (ag) {
+        chosen(t, ag, by);
+    } else {
         if (triage_llm(t))
             return; /* triage_cb chooses and runs the first step */
-        choose_new(t);
-    } else {
         choose_new(t);
     }
     router__turn_llm(t);

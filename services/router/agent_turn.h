@@ -13,6 +13,7 @@
 #include "mesh/mesh_json.h"
 #include "mesh/mesh_limits.h"
 #include "agent_loop.h"
+#include "convctx.h"
 #include "convq.h"
 #include "heap.h"
 #include "list.h"
@@ -57,6 +58,7 @@ typedef enum {
 } router_turn_state_t;
 
 typedef struct router_turn router_turn_t;
+typedef struct router_early router_early_t; /* agent_early.c */
 
 /* Span records a turn keeps for its timeline (turn.end "trace"); more are
  * exported but left out of the stored timeline. */
@@ -157,6 +159,8 @@ struct router_turn {
     /* how the agent was chosen (static text, FINAL triage.by): "llm", "keywords",
      * "default", "requested", "state" or "switch"; NULL before */
     const char *triage_by;
+    /* the first llm.chat started before turn.begin answered (agent_early.c), or NULL */
+    router_early_t *early;
 };
 
 struct router_agent_loop {
@@ -171,7 +175,8 @@ struct router_agent_loop {
     uint64_t timer_armed; /* key + 1 the timer is armed for, 0 = not armed */
     router_list_t turns;
     size_t active;
-    mesh_jbuf_t jbuf; /* scratch for tool results' JSON text (one at a time) */
+    mesh_jbuf_t jbuf;          /* scratch for tool results' JSON text (one at a time) */
+    router_convctx_t *convctx; /* contexts of the conversations this router ran */
 };
 
 /* agent_loop.c */
@@ -227,10 +232,48 @@ int router__state_update(router_turn_t *t, const json_t *arguments, bool *ok, js
 void router__state_llm_usage(router_turn_t *t, const json_t *data);
 /* The state fields turn.end writes (agent included). NULL on ENOMEM. */
 json_t *router__state_fields(router_turn_t *t);
+/* The state of a conversation with no state hash yet (what router__state_load
+ * makes of an empty hash). NULL on ENOMEM. */
+json_t *router__state_empty(void);
 /* Add usage, model, state, handoff and fallback to a FINAL's data. 0 or MESH_ENOMEM. */
 int router__state_final_extras(router_turn_t *t, json_t *data);
 
+/* agent_early.c (docs/router.md, "Early start") */
+/* Before turn.begin: predict the first llm.chat's args from the cached
+ * context (or, for a conversation never seen, an empty one) and send it now;
+ * its replies are held until claimed. No-op when off or nothing to predict. */
+void router__early_start(router_turn_t *t);
+/* The turn's first llm.chat is ready with args (built from memory's
+ * answer): when an early call was sent with equal args, adopt it (its held
+ * replies go to cb now, later ones as they come; t->pending_id names it),
+ * free args and return true. Otherwise cancel any early call, return false
+ * (args still the caller's). */
+bool router__early_claim(router_turn_t *t, json_t *args, router_reply_cb cb, void *arg);
+/* Cancel an unclaimed early call and free the record (no-op without one). */
+void router__early_drop(router_turn_t *t);
+/* The turn was recorded: remember the conversation's context for the next turn. */
+void router__early_remember(router_turn_t *t);
+/* The conversation's stored context is unknown now (failed or aborted turn). */
+void router__early_forget(router_turn_t *t);
+
+/* agent_steps.c */
+/* The llm.chat args of one step: the agent's prompt in lang, its tools, the
+ * messages (history then turn_msgs, each projected to what the model reads:
+ * role, text, name, tool_call_id, ok, tool_calls), a copy of cstate. Early
+ * start compares these, so both paths must build them here. NULL on ENOMEM. */
+json_t *router__llm_args(const router_agent_t *ag, const char *lang, const json_t *history,
+                         const json_t *turn_msgs, const json_t *cstate, bool stream);
+/* A message as the model reads it (see router__llm_args). NULL on ENOMEM. */
+json_t *router__llm_message(const json_t *m);
+
 /* agent_triage.c */
+/* The agent a turn gets, decided without side effects: the state's agent
+ * (or a switch phrase's), else for a new conversation NULL when the model
+ * must be asked (triage_llm and no valid requested agent), else requested,
+ * keywords, default. *by says how. */
+const router_agent_t *router__agent_pick(const router_agents_t *a, const char *state_agent,
+                                         const char *text, const char *requested, bool triage_llm,
+                                         const char **by);
 /* Choose the turn's agent (t->agent, t->triage_by), then run its first step.
  * A new conversation without a valid requested agent asks the model first
  * when MESH_TRIAGE is "llm" (docs/router.md, "Triage"). */
@@ -239,7 +282,6 @@ void router__turn_choose(router_turn_t *t, const char *state_agent);
  * switch; a new conversation: requested, keywords, default. */
 void router__turn_choose_gated(router_turn_t *t, const char *state_agent);
 
-/* agent_steps.c */
 /* Ask the model (one step). */
 void router__turn_llm(router_turn_t *t);
 /* The client cancelled a turn in TURN_LLM / TURN_TOOLS: cancel its tool

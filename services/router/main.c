@@ -32,6 +32,8 @@ enum {
     CFG_TRIAGE,
     CFG_TRIAGE_TIER,
     CFG_TRIAGE_TIMEOUT_MS,
+    CFG_EARLY_START,
+    CFG_CONTEXT_CACHE,
     CFG_COUNT
 };
 
@@ -63,6 +65,13 @@ static mesh_config_entry_t s_config[CFG_COUNT] = {
     [CFG_TRIAGE_TIMEOUT_MS] = {"MESH_TRIAGE_TIMEOUT_MS", MESH_CFG_INT, "5000", 100, 600000,
                                "bound on the llm triage call (at most half the turn's time); "
                                "past it the keywords decide"},
+    [CFG_EARLY_START] = {"MESH_EARLY_START", MESH_CFG_STRING, "on", 0, 0,
+                         "start a turn's first model call before memory answers turn.begin, "
+                         "used only if memory confirms its context: on (also for conversations "
+                         "this router never saw), cached (only those whose context it keeps) or "
+                         "off"},
+    [CFG_CONTEXT_CACHE] = {"MESH_CONTEXT_CACHE", MESH_CFG_INT, "10000", 0, 10000000,
+                           "conversations whose context the router keeps for early start"},
 };
 
 typedef struct {
@@ -137,6 +146,15 @@ static int router_start(mesh_service_ctx_t *ctx, void **state)
                        ROUTER_TIER_MAX);
         return MESH_ECONFIG;
     }
+    const char *es = cfg[CFG_EARLY_START].s;
+    int early = strcmp(es, "on") == 0       ? ROUTER_EARLY_ON
+                : strcmp(es, "cached") == 0 ? ROUTER_EARLY_CACHED
+                : strcmp(es, "off") == 0    ? ROUTER_EARLY_OFF
+                                            : -1;
+    if (early < 0) {
+        mesh_log_error(LOG_SUB, "MESH_EARLY_START: must be on, cached or off");
+        return MESH_ECONFIG;
+    }
     router_agent_loop_opts_t ao = {
         .conv_queue_max = (uint32_t)cfg[CFG_CONV_QUEUE_MAX].i,
         .history_window = (uint32_t)cfg[CFG_HISTORY_WINDOW].i,
@@ -144,6 +162,8 @@ static int router_start(mesh_service_ctx_t *ctx, void **state)
         .triage_llm = triage_llm,
         .triage_tier = cfg[CFG_TRIAGE_TIER].s,
         .triage_timeout_ms = (uint32_t)cfg[CFG_TRIAGE_TIMEOUT_MS].i,
+        .early_start = early,
+        .context_max = (uint32_t)cfg[CFG_CONTEXT_CACHE].i,
     };
     svc->agents_loop = router_agent_loop_new(ctx->loop, svc->broker, svc->agents, &ao);
     if (!svc->agents_loop)

@@ -36,6 +36,7 @@ static mesh_metric_t *s_requests, *s_wait, *s_retries, *s_expired;
 static mesh_metric_t *s_turns, *s_turn_time, *s_steps, *s_tools, *s_tool_time;
 static mesh_metric_t *s_tokens, *s_cost, *s_tenant_tokens, *s_tenant_cost;
 static mesh_metric_t *s_triage;
+static mesh_metric_t *s_early;
 /* Tenants with their own series, in order of first use (loop thread only). */
 static char s_tenants[ROUTER_METRICS_TENANTS_MAX][MESH_TENANT_MAX + 1];
 static size_t s_n_tenants;
@@ -113,6 +114,12 @@ void router_metrics_init(void)
                                     "agents chosen for turns, by how (llm, keywords, default, "
                                     "requested, state, switch)",
                                     "by", RM_TRIAGE_BY);
+    s_early = mesh_metrics_counter(reg, "mesh_router_early_start_total",
+                                   "first model calls started before turn.begin answered, by "
+                                   "outcome: used (memory confirmed the prediction), mismatch "
+                                   "(resent with memory's context), dropped (the turn never "
+                                   "asked the model, or failed first)",
+                                   "outcome", 3);
 }
 
 static void remember(const char *service)
@@ -235,4 +242,9 @@ void router_metrics_llm_usage(const char *agent, const char *tenant, uint64_t pr
 void router_metrics_triage(const char *by)
 {
     mesh_counter_inc(mesh_metric_at(s_triage, by));
+}
+
+void router_metrics_early(const char *outcome)
+{
+    mesh_counter_inc(mesh_metric_at(s_early, outcome));
 }

@@ -56,6 +56,8 @@ void router_metrics_llm_usage(const char *agent, const char *tenant, uint64_t pr
 
 /* A turn's agent was chosen; by is how (static text, FINAL triage.by). */
 void router_metrics_triage(const char *by);
+/* One early llm call's outcome: "used", "mismatch" or "dropped" (agent_early.c). */
+void router_metrics_early(const char *outcome);
 
 /* The tenant label value for tenant (itself, or "other" past the bound). */
 const char *router_metrics_tenant_label(const char *tenant);

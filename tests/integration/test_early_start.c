@@ -1,0 +1,264 @@
+/*
+ * test_early_start.c - the router's early start (docs/router.md, "Early
+ * start") through a whole mesh (rules backend, real Redis): a turn's first
+ * llm.chat leaves before memory answers turn.begin and is used only when
+ * memory's answer asks for exactly the same call.
+ *
+ * Each case reads the router's mesh_router_early_start_total{outcome} before
+ * and after its turns and checks the answers themselves:
+ *   - a new conversation and its follow-ups: every turn's early call is used,
+ *     none resent, and the answers carry what earlier turns said (slots);
+ *   - a restarted router knows nothing: its guess for a conversation with
+ *     history is wrong, the call is resent with memory's context, and the
+ *     answer still uses the slots of the turn before the restart;
+ *   - a duplicate message_id: the early call is dropped, the stored answer
+ *     comes back;
+ *   - a conversation a person holds: no early call at all;
+ *   - MESH_EARLY_START=cached: no early call for a conversation the router
+ *     never saw, one for its second turn; =off: none.
+ */
+#define _GNU_SOURCE
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "mesh_harness.h"
+#include "prom_parse.h"
+
+#define SCRAPE_WAIT_MS 5000
+
+static int s_metrics_port;
+
+static mh_mesh_t *start_mesh(const char *early)
+{
+    static char port_env[48], early_env[48];
+    mh_mesh_opts_t o;
+    memset(&o, 0, sizeof(o));
+    s_metrics_port = mh_free_port();
+    if (s_metrics_port <= 0)
+        return NULL;
+    snprintf(port_env, sizeof(port_env), "MESH_METRICS_PORT=%d", s_metrics_port);
+    o.env[MH_ROUTER][0] = port_env;
+    if (early) {
+        snprintf(early_env, sizeof(early_env), "MESH_EARLY_START=%s", early);
+        o.env[MH_ROUTER][1] = early_env;
+    }
+    return mh_mesh_start(&o);
+}
+
+/* mesh_router_early_start_total{outcome} on the (only) router now. */
+static double early(const char *outcome)
+{
+    char url[128], match[64];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/metrics", s_metrics_port);
+    snprintf(match, sizeof(match), "outcome=%s", outcome);
+    mh_http_resp_t r;
+    memset(&r, 0, sizeof(r));
+    assert_int_equal(mh_http("GET", url, NULL, NULL, SCRAPE_WAIT_MS, &r), 0);
+    assert_int_equal(r.status, 200);
+    mh_prom_t *doc = NULL;
+    assert_int_equal(mh_prom_parse(r.body, r.body_len, &doc, NULL, 0), 0);
+    double v = mh_prom_sum(doc, "mesh_router_early_start_total", match);
+    mh_prom_free(&doc);
+    mh_http_resp_clear(&r);
+    return v;
+}
+
+typedef struct {
+    double used, mismatch, dropped;
+} counts_t;
+
+static counts_t counts(void)
+{
+    counts_t c = {early("used"), early("mismatch"), early("dropped")};
+    return c;
+}
+
+static void assert_delta(counts_t before, double used, double mismatch, double dropped)
+{
+    counts_t now = counts();
+    if (now.used - before.used != used || now.mismatch - before.mismatch != mismatch ||
+        now.dropped - before.dropped != dropped)
+        fail_msg("early start: used +%g mismatch +%g dropped +%g, want +%g +%g +%g",
+                 now.used - before.used, now.mismatch - before.mismatch,
+                 now.dropped - before.dropped, used, mismatch, dropped);
+}
+
+static const char *slot(const mh_http_resp_t *r, const char *name)
+{
+    return mh_json_str(json_object_get(mh_turn_state(r), "slots"), name);
+}
+
+/* ---- on (the default) ---- */
+
+static void test_new_conversation_and_follow_ups(void **state)
+{
+    mh_mesh_t *m = *state;
+    char conv[64];
+    mh_conv_id(conv, sizeof(conv), "early-new");
+    mh_http_resp_t r;
+    counts_t c = counts();
+    mh_turn(m, conv, "我要报案", "n1", "claims_intake", &r);
+    mh_http_resp_clear(&r);
+    assert_delta(c, 1, 0, 0); /* never seen: guessed new, and it was */
+
+    c = counts();
+    mh_turn(m, conv, "昨天下午三点在延安路和人追尾了，对方全责，车灯坏了，没人受伤", "n2",
+            "claims_intake", &r);
+    assert_string_equal(slot(&r, "place"), "延安路");
+    mh_http_resp_clear(&r);
+    assert_delta(c, 1, 0, 0); /* the router's own context: memory confirmed it */
+
+    c = counts();
+    const char *reply = mh_turn(m, conv, "对方车牌是浙B22222", "n3", "claims_intake", &r);
+    /* this turn's model call saw the slots of the turns before it */
+    assert_string_equal(slot(&r, "place"), "延安路");
+    assert_string_equal(slot(&r, "accident_time"), "昨天下午三点");
+    assert_non_null(reply);
+    mh_http_resp_clear(&r);
+    assert_delta(c, 1, 0, 0);
+}
+
+static void test_duplicate_drops_the_early_call(void **state)
+{
+    mh_mesh_t *m = *state;
+    char conv[64];
+    mh_conv_id(conv, sizeof(conv), "early-dup");
+    mh_http_resp_t r;
+    const char *reply =
+        mh_turn(m, conv, "What does my policy P10023 cover?", "d1", "policy_qa", &r);
+    char *first = strdup(reply);
+    mh_http_resp_clear(&r);
+
+    counts_t c = counts();
+    reply = mh_turn(m, conv, "What does my policy P10023 cover?", "d1", "policy_qa", &r);
+    assert_string_equal(reply, first);
+    assert_true(json_is_true(json_object_get(r.json, "duplicate")));
+    mh_http_resp_clear(&r);
+    free(first);
+    assert_delta(c, 0, 0, 1); /* asked early, never used: cancelled */
+}
+
+static void test_person_holds_no_early_call(void **state)
+{
+    mh_mesh_t *m = *state;
+    char conv[64];
+    mh_conv_id(conv, sizeof(conv), "early-person");
+    mh_http_resp_t r;
+    mh_turn(m, conv, "刚才在人民路撞了一个骑电动车的，对方受伤了", "p1", NULL, &r);
+    assert_string_equal(mh_json_str(mh_turn_state(&r), "handoff"), "pending");
+    mh_http_resp_clear(&r);
+
+    counts_t c = counts();
+    const char *reply = mh_turn(m, conv, "我的保单号是P10003", "p2", NULL, &r);
+    assert_string_equal(reply, ""); /* the bot is silent */
+    mh_http_resp_clear(&r);
+    assert_delta(c, 0, 0, 0); /* the cached state said a person has it: no model call */
+}
+
+static void test_restarted_router_resends(void **state)
+{
+    mh_mesh_t *m = *state;
+    char conv[64];
+    mh_conv_id(conv, sizeof(conv), "early-restart");
+    mh_http_resp_t r;
+    mh_turn(m, conv, "昨天下午三点在延安路和人追尾了，对方全责，车灯坏了，没人受伤", "r1",
+            "claims_intake", &r);
+    assert_string_equal(slot(&r, "place"), "延安路");
+    mh_http_resp_clear(&r);
+
+    assert_int_equal(mh_mesh_restart(m, MH_ROUTER, 0), 0);
+    assert_int_equal(mh_mesh_wait_ready(m, 20000), 0);
+    counts_t c = counts(); /* a fresh process: all zero */
+    assert_true(c.used == 0 && c.mismatch == 0 && c.dropped == 0);
+
+    mh_turn(m, conv, "对方车牌是浙B22222", "r2", "claims_intake", &r);
+    /* memory's context won: the slots of the turn before the restart are there */
+    assert_string_equal(slot(&r, "place"), "延安路");
+    assert_string_equal(slot(&r, "accident_time"), "昨天下午三点");
+    mh_http_resp_clear(&r);
+    assert_delta(c, 0, 1, 0); /* guessed "new", memory said otherwise: resent */
+
+    c = counts();
+    mh_turn(m, conv, "我的保单号是P10003", "r3", "claims_intake", &r);
+    assert_string_equal(slot(&r, "place"), "延安路");
+    mh_http_resp_clear(&r);
+    assert_delta(c, 1, 0, 0); /* known again after one turn */
+}
+
+/* ---- cached / off ---- */
+
+static void test_cached_mode(void **state)
+{
+    (void)state;
+    mh_mesh_t *m = start_mesh("cached");
+    assert_non_null(m);
+    char conv[64];
+    mh_conv_id(conv, sizeof(conv), "early-cached");
+    mh_http_resp_t r;
+    counts_t c = counts();
+    mh_turn(m, conv, "What does my policy P10023 cover?", "c1", "policy_qa", &r);
+    mh_http_resp_clear(&r);
+    assert_delta(c, 0, 0, 0); /* never seen: waits for memory */
+    c = counts();
+    mh_turn(m, conv, "And the deductible?", "c2", "policy_qa", &r);
+    mh_http_resp_clear(&r);
+    assert_delta(c, 1, 0, 0);
+    assert_int_equal(mh_mesh_teardown(&m), 0);
+}
+
+static void test_off_mode(void **state)
+{
+    (void)state;
+    mh_mesh_t *m = start_mesh("off");
+    assert_non_null(m);
+    char conv[64];
+    mh_conv_id(conv, sizeof(conv), "early-off");
+    mh_http_resp_t r;
+    for (int i = 0; i < 2; i++) {
+        char mid[8];
+        snprintf(mid, sizeof(mid), "o%d", i);
+        mh_turn(m, conv, "What does my policy P10023 cover?", mid, "policy_qa", &r);
+        mh_http_resp_clear(&r);
+    }
+    counts_t c = counts();
+    assert_true(c.used == 0 && c.mismatch == 0 && c.dropped == 0);
+    assert_int_equal(mh_mesh_teardown(&m), 0);
+}
+
+static int group_setup(void **state)
+{
+    mh_mesh_t *m = start_mesh(NULL);
+    *state = m;
+    return m ? 0 : -1;
+}
+
+static int group_teardown(void **state)
+{
+    mh_mesh_t *m = *state;
+    return mh_mesh_teardown(&m);
+}
+
+int main(void)
+{
+    if (mh_init("test_early_start") != 0)
+        return 1;
+    const struct CMUnitTest on[] = {
+        cmocka_unit_test(test_new_conversation_and_follow_ups),
+        cmocka_unit_test(test_duplicate_drops_the_early_call),
+        cmocka_unit_test(test_person_holds_no_early_call),
+        cmocka_unit_test(test_restarted_router_resends),
+    };
+    const struct CMUnitTest modes[] = {
+        cmocka_unit_test(test_cached_mode),
+        cmocka_unit_test(test_off_mode),
+    };
+    int failed = cmocka_run_group_tests_name("on", on, group_setup, group_teardown);
+    failed += cmocka_run_group_tests_name("modes", modes, NULL, NULL);
+    return mh_finish(failed);
+}
