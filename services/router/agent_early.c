@@ -136,6 +136,9 @@ bool router__early_claim(router_turn_t *t, json_t *args, router_reply_cb cb, voi
         return false;
     }
     router_metrics_early("used");
+    if (e->n_held > 0)
+        mesh_log_debug(LOG_SUB, "conv %s message %s: early llm call used, %zu replies held%s",
+                       t->req.conv, t->message_id, e->n_held, e->done ? " (answered)" : "");
     json_decref(args);
     e->claimed = true;
     e->cb = cb;

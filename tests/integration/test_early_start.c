@@ -8,6 +8,8 @@
  * and after its turns and checks the answers themselves:
  *   - a new conversation and its follow-ups: every turn's early call is used,
  *     none resent, and the answers carry what earlier turns said (slots);
+ *   - a streamed turn whose early call answered before memory did: the held
+ *     deltas and final reach the client in order;
  *   - a restarted router knows nothing: its guess for a conversation with
  *     history is wrong, the call is resent with memory's context, and the
  *     answer still uses the slots of the turn before the restart;
@@ -122,6 +124,57 @@ static void test_new_conversation_and_follow_ups(void **state)
     assert_non_null(reply);
     mh_http_resp_clear(&r);
     assert_delta(c, 1, 0, 0);
+}
+
+/* A streamed turn whose early call answered before memory did: the held
+ * deltas and the final reach the client in order, the deltas adding up to
+ * the reply. The rules model answers in microseconds, memory needs a Redis
+ * script, so this happens at once; a few turns make sure of it (the
+ * router's debug line says how many replies it held). */
+static void test_held_replies_stream_in_order(void **state)
+{
+    mh_mesh_t *m = *state;
+    mh_proc_t *router = mh_mesh_proc(m, MH_ROUTER, 0);
+    size_t mark = mh_log_mark(router);
+    bool held = false;
+    for (int i = 0; i < 5 && !held; i++) {
+        char conv[64], path[160];
+        snprintf(conv, sizeof(conv), "early-sse-%d-%d", (int)getpid(), i);
+        snprintf(path, sizeof(path), "/v1/conversations/%s/messages", conv);
+        mh_sse_t c;
+        mh_sse_open(&c, mh_mesh_http_port(m), path,
+                    "{\"text\": \"What does my policy P10023 cover?\", \"agent\": \"policy_qa\"}",
+                    "text/event-stream");
+        mh_sse_run(&c, 10000);
+        assert_int_equal(c.status, 200);
+        assert_true(c.done);
+        char *text = NULL;
+        size_t len = 0;
+        int n_delta = 0;
+        const char *final = NULL;
+        for (int k = 0; k < c.n_ev; k++) {
+            if (strcmp(c.ev[k].event, "delta") == 0) {
+                assert_null(final); /* never a delta after the final */
+                json_t *d = json_loads(c.ev[k].data, 0, NULL);
+                assert_non_null(d);
+                mh_buf_append(&text, &len, mh_json_str(d, "text"), strlen(mh_json_str(d, "text")));
+                json_decref(d);
+                n_delta++;
+            } else if (strcmp(c.ev[k].event, "final") == 0) {
+                final = c.ev[k].data;
+            }
+        }
+        assert_non_null(final);
+        assert_true(n_delta >= 2);
+        json_t *f = json_loads(final, 0, NULL);
+        assert_non_null(f);
+        assert_string_equal(text, mh_json_str(f, "reply"));
+        json_decref(f);
+        free(text);
+        mh_sse_close(&c);
+        held = mh_log_count(router, mark, "replies held") > 0;
+    }
+    assert_true(held);
 }
 
 static void test_duplicate_drops_the_early_call(void **state)
@@ -250,6 +303,7 @@ int main(void)
         return 1;
     const struct CMUnitTest on[] = {
         cmocka_unit_test(test_new_conversation_and_follow_ups),
+        cmocka_unit_test(test_held_replies_stream_in_order),
         cmocka_unit_test(test_duplicate_drops_the_early_call),
         cmocka_unit_test(test_person_holds_no_early_call),
         cmocka_unit_test(test_restarted_router_resends),
