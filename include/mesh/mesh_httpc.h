@@ -112,4 +112,20 @@ int mesh_httpc_request_ext(mesh_httpc_t *c, const mesh_httpc_opts_t *o, const me
  * must not hold a service's loop open); sockets in use still do. */
 void mesh_httpc_unref(mesh_httpc_t *c);
 
+/* ---- extension: connection reuse -----------------------------------------
+ * Connections are kept alive and reused (HTTP/1.1 keep-alive): one cache per
+ * client, at least MESH_HTTPC_CONNS_DEF idle connections, growing with the
+ * most requests ever in flight at once (capped at MESH_HTTPC_CONNS_MAX).
+ */
+#define MESH_HTTPC_CONNS_DEF  8    /* connections the cache keeps at least */
+#define MESH_HTTPC_CONNS_MAX  4096 /* bound of the cache */
+#define MESH_HTTPC_KEEPIDLE_S 30   /* TCP keep-alive probes on idle connections after, s */
+
+/*
+ * Keep up to n connections in the cache (a user that knows its concurrency,
+ * e.g. the llm worker's MESH_LLM_CONCURRENCY, sizes it up front; the cache
+ * never shrinks). 0, or MESH_EINVAL (n is 0 or over MESH_HTTPC_CONNS_MAX).
+ */
+int mesh_httpc_set_max_conns(mesh_httpc_t *c, size_t n);
+
 #endif

@@ -3,7 +3,24 @@
  * OpenAI-compatible Chat Completions server (HTTP/1.1 on libuv +
  * http-parser, chunked SSE), replaying recorded exchanges for the tests.
  *
- *   mesh-openai-stub --port N --scripts DIR [--record FILE]
+ *   mesh-openai-stub --port N --scripts DIR [--record FILE] [--close]
+ *
+ * Connections are HTTP/1.1 keep-alive, like vLLM, llama.cpp, Ollama and
+ * api.openai.com: several requests one after another on one connection
+ * (bytes that arrive while a response is being sent wait for it to end),
+ * and the parser state is reset between requests. The connection is closed
+ * after a response when the client asked for it ("Connection: close", or
+ * HTTP/1.0 without keep-alive), when the script's response headers say
+ * "Connection: close", when --close is given (every response closes, the
+ * old behaviour: a server without keep-alive), and on a request the parser
+ * rejects (400). A response always says which ("Connection: keep-alive" or
+ * "Connection: close").
+ *
+ * GET /_stub/stats (admin, not recorded, not counted) answers
+ *   {"connections": N, "requests": M, "open": K}
+ * N: connections that carried at least one counted request, M: counted
+ * requests (everything but /_stub/ and /healthz), K: connections open now.
+ * A client that reuses its connections makes N stay at 1 while M grows.
  *
  * POST .../chat/completions picks a script DIR/<name>.json by, in order: the
  * X-Stub-Script header, a "#stub:<name>" marker in the last user message, the
@@ -22,7 +39,8 @@
  *   token_delay_ms      pause between SSE events
  *   split               write each event in pieces of this many bytes
  *   crlf                CRLF line ends instead of LF
- *   stall_after k       send k events, then nothing (the connection stays open)
+ *   stall_after k       send k events, then nothing (the connection stays open,
+ *                       answering no later request)
  *   reset_after k       send k events, then reset the connection (RST)
  * Every request is appended to FILE as one JSON line: {"path", "script",
  * "attempt", "traceparent", "authorization", "at_ms" (monotonic), "body"}.
@@ -45,6 +63,9 @@
 #define STUB_NAME_MAX   64                /* script name bytes */
 #define STUB_BODIES_MAX 4096              /* distinct bodies remembered for attempt counts */
 #define STUB_PATH_MAX   1024
+/* bytes buffered on a connection while a response is being sent (a client
+ * that pipelines): one largest request plus its head */
+#define STUB_PEND_MAX (STUB_BODY_MAX + 64 * 1024)
 
 typedef struct {
     uint64_t hash;
@@ -56,6 +77,12 @@ static FILE *s_record;
 static seen_t s_seen[STUB_BODIES_MAX];
 static size_t s_n_seen;
 static uv_loop_t *s_loop;
+static bool s_close_each; /* --close: no keep-alive */
+static struct {
+    uint64_t conns; /* connections that carried a counted request */
+    uint64_t reqs;  /* counted requests */
+    uint64_t open;  /* connections open now */
+} s_stats;
 
 typedef struct conn {
     uv_tcp_t tcp;
@@ -70,8 +97,15 @@ typedef struct conn {
     size_t cur_cap;
     char *body;
     size_t body_len;
-    bool responding;
+    bool responding; /* a request is complete and its response not yet done */
+    bool complete;   /* on_complete ran: respond once the parser returns */
+    bool keep_alive; /* the client allows another request after this one */
+    bool resp_close; /* this response closes the connection */
+    bool driving;    /* inside conn_drive: do not re-enter it */
+    bool counted;    /* counted in s_stats.conns */
     bool closing;
+    char *pend; /* received bytes not parsed yet */
+    size_t pend_len;
     int pending_writes;
     json_t *resp; /* the response being streamed */
     size_t ev;    /* next event */
@@ -80,6 +114,8 @@ typedef struct conn {
 } conn_t;
 
 static void on_closed(uv_handle_t *h);
+static void response_done(conn_t *c);
+static void conn_drive(conn_t *c);
 
 static uint64_t fnv1a(const char *s, size_t n)
 {
@@ -116,8 +152,10 @@ static void conn_close(conn_t *c)
 
 static void conn_free(conn_t *c)
 {
+    s_stats.open--;
     json_decref(c->resp);
     free(c->body);
+    free(c->pend);
     free(c);
 }
 
@@ -211,12 +249,27 @@ static const char *reason(int status)
     }
 }
 
+/* Whether the script's response headers ask to close the connection. */
+static bool script_says_close(const json_t *headers)
+{
+    const char *k;
+    const json_t *v;
+    json_object_foreach((json_t *)headers, k, v)
+    {
+        if (strcasecmp(k, "connection") == 0 && json_is_string(v) &&
+            strcasecmp(json_string_value(v), "close") == 0)
+            return true;
+    }
+    return false;
+}
+
 static void send_head(conn_t *c, int status, const char *ctype, long content_length,
                       const json_t *headers)
 {
     char h[4096];
-    int n = snprintf(h, sizeof(h), "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nConnection: close\r\n",
-                     status, reason(status), ctype);
+    c->resp_close = !c->keep_alive || s_close_each || script_says_close(headers);
+    int n = snprintf(h, sizeof(h), "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nConnection: %s\r\n",
+                     status, reason(status), ctype, c->resp_close ? "close" : "keep-alive");
     if (content_length >= 0)
         n += snprintf(h + n, sizeof(h) - (size_t)n, "Content-Length: %ld\r\n", content_length);
     else
@@ -225,7 +278,7 @@ static void send_head(conn_t *c, int status, const char *ctype, long content_len
     const json_t *v;
     json_object_foreach((json_t *)headers, k, v)
     {
-        if (json_is_string(v) && (size_t)n < sizeof(h) - 256)
+        if (json_is_string(v) && (size_t)n < sizeof(h) - 256 && strcasecmp(k, "connection") != 0)
             n += snprintf(h + n, sizeof(h) - (size_t)n, "%s: %s\r\n", k, json_string_value(v));
     }
     n += snprintf(h + n, sizeof(h) - (size_t)n, "\r\n");
@@ -239,7 +292,7 @@ static void send_json_body(conn_t *c, int status, const json_t *body, const json
     send_head(c, status, "application/json", (long)n, headers);
     send_raw(c, s ? s : "", n);
     free(s);
-    conn_close(c);
+    response_done(c);
 }
 
 static void send_error(conn_t *c, int status, const char *msg)
@@ -247,6 +300,15 @@ static void send_error(conn_t *c, int status, const char *msg)
     json_t *b = json_pack("{s:{s:s, s:s}}", "error", "message", msg, "type", "stub_error");
     send_json_body(c, status, b, NULL);
     json_decref(b);
+}
+
+/* A request the parser rejected: answer 400 and close (the rest of the
+ * stream cannot be framed). */
+static void send_bad_request(conn_t *c)
+{
+    c->keep_alive = false;
+    c->responding = true;
+    send_error(c, 400, "bad request");
 }
 
 /* Send event i of the response; false when there are no more. */
@@ -281,7 +343,7 @@ static bool send_event(conn_t *c, size_t i)
 static void finish_stream(conn_t *c)
 {
     send_raw(c, "0\r\n\r\n", 5);
-    conn_close(c);
+    response_done(c);
 }
 
 static void on_tick(uv_timer_t *t);
@@ -307,11 +369,9 @@ static void pump(conn_t *c)
             return;
         }
         c->ev++;
-        if (delay > 0) {
-            if (c->timer_open) {
-                uv_timer_start(&c->timer, on_tick, (uint64_t)delay, 0);
-                return;
-            }
+        if (delay > 0 && c->timer_open) {
+            uv_timer_start(&c->timer, on_tick, (uint64_t)delay, 0);
+            return;
         }
     }
 }
@@ -399,11 +459,24 @@ static void record(conn_t *c, const char *name, unsigned attempt, const json_t *
 static void respond(conn_t *c)
 {
     c->responding = true;
+    if (strncmp(c->url, "/_stub/stats", 12) == 0) {
+        json_t *st =
+            json_pack("{s:I, s:I, s:I}", "connections", (json_int_t)s_stats.conns, "requests",
+                      (json_int_t)s_stats.reqs, "open", (json_int_t)s_stats.open);
+        send_json_body(c, 200, st, NULL);
+        json_decref(st);
+        return;
+    }
     if (strstr(c->url, "/healthz") != NULL) {
         json_t *ok = json_pack("{s:b}", "ok", 1);
         send_json_body(c, 200, ok, NULL);
         json_decref(ok);
         return;
+    }
+    s_stats.reqs++;
+    if (!c->counted) {
+        c->counted = true;
+        s_stats.conns++;
     }
     json_error_t je;
     json_t *req = json_loadb(c->body ? c->body : "", c->body_len, 0, &je);
@@ -455,10 +528,6 @@ static void respond(conn_t *c)
         return;
     }
     send_head(c, status, "text/event-stream", -1, hdrs);
-    if (uv_timer_init(s_loop, &c->timer) == 0) {
-        c->timer_open = true;
-        c->timer.data = c;
-    }
     c->ev = 0;
     pump(c);
 }
@@ -541,11 +610,14 @@ static int on_body(http_parser *p, const char *at, size_t n)
     return 0;
 }
 
+/* The request is whole: stop the parser here (a pipelined next request
+ * waits in c->pend) and let conn_drive respond once the parser returned. */
 static int on_complete(http_parser *p)
 {
     conn_t *c = p->data;
-    if (!c->responding)
-        respond(c);
+    c->complete = true;
+    c->keep_alive = http_should_keep_alive(p) != 0;
+    http_parser_pause(p, 1);
     return 0;
 }
 
@@ -564,6 +636,61 @@ static void on_alloc(uv_handle_t *h, size_t want, uv_buf_t *buf)
     buf->len = buf->base ? want : 0;
 }
 
+/* Parse the buffered bytes and answer each whole request, one at a time:
+ * stops while a response is in progress (response_done calls it again). */
+static void conn_drive(conn_t *c)
+{
+    c->driving = true;
+    while (!c->closing && !c->responding && c->pend_len > 0) {
+        size_t used = http_parser_execute(&c->parser, &s_settings, c->pend, c->pend_len);
+        enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
+        if (used > c->pend_len)
+            used = c->pend_len;
+        memmove(c->pend, c->pend + used, c->pend_len - used);
+        c->pend_len -= used;
+        if (c->complete) {
+            c->complete = false;
+            respond(c); /* may finish at once: response_done resets the request */
+            continue;
+        }
+        if (e != HPE_OK) {
+            send_bad_request(c);
+            break;
+        }
+        break; /* everything parsed: wait for more bytes */
+    }
+    c->driving = false;
+}
+
+/* The response is complete: close, or reset the per-request state and go on
+ * with the next request on this connection. */
+static void response_done(conn_t *c)
+{
+    if (c->resp_close || !c->keep_alive) {
+        conn_close(c);
+        return;
+    }
+    c->responding = false;
+    c->url[0] = '\0';
+    c->field[0] = '\0';
+    c->in_value = false;
+    c->tp[0] = '\0';
+    c->auth[0] = '\0';
+    c->script_hdr[0] = '\0';
+    c->cur_value = NULL;
+    free(c->body);
+    c->body = NULL;
+    c->body_len = 0;
+    json_decref(c->resp);
+    c->resp = NULL;
+    c->ev = 0;
+    if (c->timer_open)
+        uv_timer_stop(&c->timer);
+    http_parser_pause(&c->parser, 0);
+    if (!c->driving)
+        conn_drive(c);
+}
+
 static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 {
     conn_t *c = s->data;
@@ -572,10 +699,20 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
         conn_close(c);
         return;
     }
-    if (n > 0 && !c->responding) {
-        size_t used = http_parser_execute(&c->parser, &s_settings, buf->base, (size_t)n);
-        if (used != (size_t)n && !c->responding)
-            send_error(c, 400, "bad request");
+    if (n > 0 && !c->closing) {
+        char *p = NULL;
+        if (c->pend_len + (size_t)n <= STUB_PEND_MAX)
+            p = realloc(c->pend, c->pend_len + (size_t)n);
+        if (p == NULL) {
+            free(buf->base);
+            conn_close(c); /* a client far ahead of us, or out of memory */
+            return;
+        }
+        memcpy(p + c->pend_len, buf->base, (size_t)n);
+        c->pend = p;
+        c->pend_len += (size_t)n;
+        if (!c->driving)
+            conn_drive(c);
     }
     free(buf->base);
 }
@@ -587,14 +724,20 @@ static void on_conn(uv_stream_t *server, int status)
     conn_t *c = calloc(1, sizeof(*c));
     if (c == NULL)
         return;
+    s_stats.open++;
     uv_tcp_init(s_loop, &c->tcp);
     c->tcp.data = c;
+    if (uv_timer_init(s_loop, &c->timer) == 0) {
+        c->timer_open = true;
+        c->timer.data = c;
+    }
     if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
         uv_close((uv_handle_t *)&c->tcp, on_closed);
         return;
     }
     http_parser_init(&c->parser, HTTP_REQUEST);
     c->parser.data = c;
+    uv_tcp_nodelay(&c->tcp, 1); /* each SSE event goes out when written */
     uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
 }
 
@@ -607,16 +750,24 @@ static void on_signal(uv_signal_t *s, int sig)
 int main(int argc, char **argv)
 {
     int port = 0;
-    for (int i = 1; i + 1 < argc; i += 2) {
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--close") == 0) {
+            s_close_each = true;
+            continue;
+        }
+        if (i + 1 >= argc)
+            break;
         if (strcmp(argv[i], "--port") == 0)
             port = atoi(argv[i + 1]);
         else if (strcmp(argv[i], "--scripts") == 0)
             s_scripts = argv[i + 1];
         else if (strcmp(argv[i], "--record") == 0)
             s_record = fopen(argv[i + 1], "a");
+        i++;
     }
     if (port <= 0 || port > 65535) {
-        fprintf(stderr, "usage: mesh-openai-stub --port N --scripts DIR [--record FILE]\n");
+        fprintf(stderr,
+                "usage: mesh-openai-stub --port N --scripts DIR [--record FILE] [--close]\n");
         return 2;
     }
     signal(SIGPIPE, SIG_IGN);
