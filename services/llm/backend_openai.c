@@ -31,6 +31,7 @@
 #include "mesh/mesh_httpc.h"
 #include "mesh/mesh_log.h"
 #include "mesh/mesh_trace.h"
+#include "oai_body.h"
 #include "oai_breaker.h"
 #include "oai_req.h"
 #include "oai_retry.h"
@@ -67,8 +68,11 @@ typedef struct {
     uint32_t retries;
     uint32_t max_tokens;
     double temperature;
-    llm_backend_t *rules; /* the fallback */
+    llm_backend_t *rules;   /* the fallback */
+    llm_oai_body_t *writer; /* request bodies: one reused buffer, the tools cache */
     oai_call_t *calls;
+    const char *body; /* the body oai_start wrote for its first attempt (in writer) */
+    size_t body_len;
     uint64_t rng;
 } oai_backend_t;
 
@@ -79,7 +83,9 @@ struct oai_call {
     llm_sink_t *sink;
     const llm_oai_tier_t *tier;
     oai_endpoint_t *ep;
-    char *body;
+    /* The writer holds this call's body, built by oai_start for the first attempt;
+     * a retry writes it again (the call's inputs stay valid until the end). */
+    bool body_ready;
     uint64_t req_id; /* the attempt's HTTP request, 0 when none in flight */
     bool aborted;    /* the SSE parser refused the body: it aborted the transfer */
     llm_sse_t *sse;
@@ -135,7 +141,6 @@ static void on_handle_closed(uv_handle_t *h)
 {
     oai_call_t *c = h->data;
     if (--c->open_handles == 0) {
-        free(c->body);
         llm_sse_destroy(&c->sse);
         free(c);
     }
@@ -499,6 +504,21 @@ static void start_attempt(oai_call_t *c)
         return;
     }
     llm_sse_set_delta_cb(c->sse, sse_delta, c);
+    const char *body = NULL;
+    size_t body_len = 0;
+    if (!c->body_ready) {
+        llm_oai_req_opts_t ro = {.model = c->tier->model,
+                                 .max_completion_tokens = b->max_tokens,
+                                 .temperature = b->temperature};
+        if (llm_oai_body_write(b->writer, c->call, &ro, &body, &body_len) != 0) {
+            unusable(c, MESH_ENOMEM, "out of memory starting the model request");
+            return;
+        }
+    } else {
+        body = b->body;
+        body_len = b->body_len;
+    }
+    c->body_ready = false; /* the next attempt writes it again */
     char url[LLM_OAI_URL_MAX + sizeof(OAI_CHAT_PATH)];
     snprintf(url, sizeof(url), "%s%s", c->ep->url, OAI_CHAT_PATH);
     uint64_t left = c->call->deadline - now;
@@ -509,8 +529,8 @@ static void start_attempt(oai_call_t *c)
     mesh_httpc_opts_t o = {.method = "POST",
                            .url = url,
                            .headers = headers,
-                           .body = c->body,
-                           .body_len = strlen(c->body),
+                           .body = body, /* copied by mesh_httpc */
+                           .body_len = body_len,
                            .timeout_ms = tmo};
     mesh_httpc_ext_t x = {.on_data = on_write,
                           .on_header = on_header,
@@ -666,7 +686,8 @@ static llm_backend_t *oai_create(uv_loop_t *loop, const llm_backend_config_t *cf
     llm_backend_config_t rcfg = {.delay_ms = 0, .config = cfg->config, .n_config = cfg->n_config};
     b->rules = llm_backend_rules.create(loop, &rcfg);
     b->httpc = mesh_httpc_new(loop);
-    if (b->rules == NULL || b->httpc == NULL)
+    b->writer = llm_oai_body_new();
+    if (b->rules == NULL || b->httpc == NULL || b->writer == NULL)
         goto fail;
     for (size_t i = 0; i < b->tiers.n; i++)
         mesh_log_info("llm", "openai tier %s: %s model %s", b->tiers.t[i].name, b->tiers.t[i].url,
@@ -699,6 +720,7 @@ static void oai_destroy(llm_backend_t **b_p)
         oai_cancel(&b->calls->base);
     llm_backend_destroy(&b->rules);
     mesh_httpc_destroy(&b->httpc);
+    llm_oai_body_destroy(&b->writer);
     if (b->auth != NULL) {
         memset(b->auth, 0, strlen(b->auth));
         free(b->auth);
@@ -715,23 +737,22 @@ static int oai_start(llm_backend_t *base, const llm_call_t *call, llm_sink_t *si
     const llm_oai_tier_t *tier = llm_oai_tiers_find(&b->tiers, call->tier);
     if (tier == NULL)
         return MESH_ECONFIG;
+    /* The body first: the request leaves as soon as the call is set up. */
+    llm_oai_req_opts_t ro = {.model = tier->model,
+                             .max_completion_tokens = b->max_tokens,
+                             .temperature = b->temperature};
+    if (llm_oai_body_write(b->writer, call, &ro, &b->body, &b->body_len) != 0)
+        return MESH_ENOMEM;
     oai_call_t *c = calloc(1, sizeof(*c));
     if (c == NULL)
         return MESH_ENOMEM;
+    c->body_ready = true;
     c->base.backend = base;
     c->b = b;
     c->call = call;
     c->sink = sink;
     c->tier = tier;
     c->ep = &b->eps[b->tier_ep[tier - b->tiers.t]];
-    llm_oai_req_opts_t ro = {.model = tier->model,
-                             .max_completion_tokens = b->max_tokens,
-                             .temperature = b->temperature};
-    c->body = llm_oai_req_build(call, &ro);
-    if (c->body == NULL) {
-        free(c);
-        return MESH_ENOMEM;
-    }
     uv_timer_init(b->loop, &c->deadline_timer);
     uv_timer_init(b->loop, &c->retry_timer);
     c->deadline_timer.data = c;
@@ -752,6 +773,7 @@ static int oai_start(llm_backend_t *base, const llm_call_t *call, llm_sink_t *si
         reserve = left / 10 < OAI_FALLBACK_RESERVE_MS ? left / 10 : OAI_FALLBACK_RESERVE_MS;
     uv_timer_start(&c->deadline_timer, on_deadline, left - reserve, 0);
     start_attempt(c);
+    c->body_ready = false; /* c is still allocated: it is freed from close callbacks */
     if (!c->delivered)
         *handle_out = &c->base;
     return 0;

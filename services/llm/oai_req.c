@@ -3,15 +3,18 @@
  */
 #include "oai_req.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "llm_buf.h"
+#include "mesh/mesh_json.h"
 #include "mesh/mesh_text.h"
 
 #define FACTS_HEAD                                                                                 \
     "Known facts about this conversation (collected in earlier turns; do not ask the customer "    \
     "for them again):\n"
+#define FACTS_PRECISION 17 /* json_dumps' default precision of reals */
 
 /* Length of the valid UTF-8 sequence at s[0..n), 0 when it is not one. */
 static size_t utf8_seq(const unsigned char *s, size_t n)
@@ -89,38 +92,56 @@ static int add_msg(json_t *msgs, const char *role, json_t *content)
 }
 
 /* Append a compact dump of v after label, if it fits in LLM_OAI_FACTS_MAX. */
-static void facts_add(llm_buf_t *b, size_t *n, const char *label, const json_t *v)
+static void facts_add(llm_buf_t *b, mesh_jbuf_t *tmp, size_t *n, const char *label, const json_t *v)
 {
     if (v == NULL || json_is_null(v))
         return;
     if ((json_is_object(v) && json_object_size(v) == 0) ||
         (json_is_string(v) && json_string_length(v) == 0))
         return;
-    char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
-    if (s == NULL)
+    /* mesh_jbuf writes what json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY) would. */
+    if (mesh_json_write(tmp, v, FACTS_PRECISION) != 0)
         return;
-    size_t len = strlen(s);
+    size_t len = tmp->len;
     if (b->len + strlen(label) + len + 2 <= LLM_OAI_FACTS_MAX) {
         llm_buf_puts(b, label);
-        llm_buf_append(b, s, len);
+        llm_buf_append(b, tmp->data, len);
         llm_buf_puts(b, "\n");
         (*n)++;
     }
-    free(s);
+}
+
+/* Whether state holds something facts_add would write (the common "nothing" case
+ * then costs no allocation). */
+static bool facts_any(const json_t *state)
+{
+    static const char *const keys[] = {"slots", "mode", "records"};
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+        const json_t *v = json_object_get(state, keys[i]);
+        if (v == NULL || json_is_null(v))
+            continue;
+        if ((json_is_object(v) && json_object_size(v) == 0) ||
+            (json_is_string(v) && json_string_length(v) == 0))
+            continue;
+        return true;
+    }
+    return false;
 }
 
 char *llm_oai_req_facts(const json_t *state)
 {
-    if (!json_is_object(state))
+    if (!json_is_object(state) || !facts_any(state))
         return NULL;
     /* LLM_OAI_FACTS_MAX < LLM_BUF_MAX: facts_add leaves out a part that would not fit. */
     llm_buf_t b;
     llm_buf_init(&b);
+    mesh_jbuf_t tmp = {0};
     size_t n = 0;
     llm_buf_puts(&b, FACTS_HEAD);
-    facts_add(&b, &n, "slots: ", json_object_get(state, "slots"));
-    facts_add(&b, &n, "mode: ", json_object_get(state, "mode"));
-    facts_add(&b, &n, "records: ", json_object_get(state, "records"));
+    facts_add(&b, &tmp, &n, "slots: ", json_object_get(state, "slots"));
+    facts_add(&b, &tmp, &n, "mode: ", json_object_get(state, "mode"));
+    facts_add(&b, &tmp, &n, "records: ", json_object_get(state, "records"));
+    mesh_jbuf_free(&tmp);
     char *out = NULL;
     if (n > 0 && llm_buf_error(&b) == 0)
         out = strdup(llm_buf_str(&b));
@@ -136,9 +157,10 @@ static json_t *tool_calls_json(const json_t *calls)
     json_array_foreach(calls, i, c)
     {
         const json_t *args = json_object_get(c, "arguments");
-        char *text = json_is_string(args)
-                         ? strdup(json_string_value(args))
-                         : json_dumps(args ? args : json_object(), JSON_COMPACT | JSON_ENCODE_ANY);
+        /* No arguments: "{}" (a json_object() made here for the dump would leak). */
+        char *text = json_is_string(args) ? strdup(json_string_value(args))
+                     : args != NULL       ? json_dumps(args, JSON_COMPACT | JSON_ENCODE_ANY)
+                                          : strdup("{}");
         const char *id = json_string_value(json_object_get(c, "id"));
         const char *name = json_string_value(json_object_get(c, "name"));
         char mapped[LLM_OAI_NAME_MAX + 1];

@@ -47,7 +47,9 @@ void llm_oai_name_in(const char *name, char *out, size_t size);
 /* The body as JSON (new reference), or NULL (ENOMEM). */
 json_t *llm_oai_req_json(const llm_call_t *call, const llm_oai_req_opts_t *o);
 
-/* The body as compact JSON text (malloc'd, caller frees), or NULL. */
+/* The body as compact JSON text (malloc'd, caller frees), or NULL. The backend
+ * writes the same bytes faster with llm_oai_body_write (oai_body.h); this stays
+ * as the reference the tests compare that writer with. */
 char *llm_oai_req_build(const llm_call_t *call, const llm_oai_req_opts_t *o);
 
 /* The "Known facts" note for state, or NULL when there is nothing to say (or ENOMEM). */

@@ -13,6 +13,8 @@
 #include <string.h>
 
 #include "mesh/mesh_err.h"
+#include "mesh/mesh_json.h"
+#include "mesh/mesh_text.h"
 
 #define SSE_FINISH_MAX 32 /* finish_reason bytes kept */
 #define SSE_INIT_CAP   256
@@ -229,8 +231,14 @@ static int take_text(llm_sse_t *p, const json_t *content)
 /* One chunk (or a whole completion when whole is true). */
 static int handle_json(llm_sse_t *p, const char *s, size_t n, bool whole)
 {
-    json_error_t je;
-    json_t *o = json_loadb(s, n, JSON_ALLOW_NUL, &je);
+    /* mesh_json_parse (valid UTF-8 only) builds the same values several times
+     * faster; what it refuses (malformed JSON, "\u0000" which JSON_ALLOW_NUL
+     * accepts) goes to jansson, whose verdict stands. */
+    json_t *o = mesh_utf8_valid(s, n) ? mesh_json_parse(s, n) : NULL;
+    if (o == NULL) {
+        json_error_t je;
+        o = json_loadb(s, n, JSON_ALLOW_NUL, &je);
+    }
     if (!json_is_object(o)) {
         json_decref(o);
         p->malformed++;
