@@ -2,8 +2,10 @@
  * mesh_uvzmq.h - a ZeroMQ socket driven by a libuv loop.
  *
  * The three facts that bite (DESIGN.md section 3) live here and nowhere else:
- *  1. ZMQ_FD is edge-triggered: on every wakeup we loop on ZMQ_EVENTS and
- *     receive until the socket is empty.
+ *  1. ZMQ_FD is edge-triggered: on every wakeup we receive until the socket
+ *     is empty (EAGAIN: libzmq's non-blocking receive processes the pending
+ *     commands and consumes the fd's signal before it says so, exactly as a
+ *     ZMQ_EVENTS check would; uvzmq.c).
  *  2. After every send, and before the loop blocks (uv_prepare), ZMQ_EVENTS is
  *     checked again, because a send can make the socket readable without the
  *     fd signalling.

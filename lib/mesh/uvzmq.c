@@ -263,49 +263,81 @@ static int recv_one(mesh_uvzmq_t *s)
 }
 
 /*
- * Drain the socket: flush parked messages while POLLOUT, read messages while
- * POLLIN, up to MESH_UVZMQ_BATCH messages; if more are waiting, the idle
- * handle brings us back on the next loop iteration.
+ * Drain the socket: flush parked messages while POLLOUT, read messages until
+ * the socket is empty, up to MESH_UVZMQ_BATCH messages; if more may be
+ * waiting, the idle handle brings us back on the next loop iteration.
+ *
+ * Why a receive that fails with EAGAIN stands in for a ZMQ_EVENTS check:
+ * libzmq's non-blocking receive, finding no message, processes every pending
+ * command (an unthrottled process_commands(), the same one ZMQ_EVENTS runs,
+ * which drains the mailbox and consumes ZMQ_FD's signal) and then looks for a
+ * message again. So EAGAIN means "no message is readable after the commands
+ * were processed": from then on, the next message (or command) signals the
+ * fd again. That is all the edge-triggered rules ask for as long as nothing
+ * is parked; only a parked message needs ZMQ_EVENTS, for POLLOUT. Each
+ * wakeup thus costs one command check (one poll() inside libzmq) instead of
+ * three: ZMQ_EVENTS, the EAGAIN receive, ZMQ_EVENTS again.
+ *
+ * dirty is cleared right before each receive attempt: a send made by the
+ * callback of the message before it (which may have processed commands) is
+ * covered by that attempt, and an EAGAIN leaves dirty false.
  */
 static void service(mesh_uvzmq_t *s)
 {
     unsigned budget = MESH_UVZMQ_BATCH;
 
     while (!s->closing && !s->dead) {
-        s->dirty = false;
-        int ev = get_events(s);
-        if (ev < 0)
-            return;
         bool progressed = false;
-        if ((ev & ZMQ_POLLOUT) && s->park_head) {
-            size_t before = s->parked;
-            flush(s);
-            progressed = s->parked < before;
-        }
-        if (s->dead)
-            return;
-        if (!(ev & ZMQ_POLLIN)) {
-            /* Look again only when the flush moved: a ROUTER reports POLLOUT
-             * while any peer has room, even if the parked head's peer has none.
-             * A failed attempt left dirty set: prepare looks before blocking. */
-            if (progressed)
-                continue;
-            break;
+        if (s->park_head) {
+            s->dirty = false;
+            int ev = get_events(s);
+            if (ev < 0)
+                return;
+            if (ev & ZMQ_POLLOUT) {
+                size_t before = s->parked;
+                flush(s);
+                progressed = s->parked < before;
+            }
+            if (s->dead)
+                return;
+            if (!(ev & ZMQ_POLLIN)) {
+                /* Look again only when the flush moved: a ROUTER reports POLLOUT
+                 * while any peer has room, even if the parked head's peer has none.
+                 * A failed attempt left dirty set: prepare looks before blocking. */
+                if (progressed)
+                    continue;
+                break;
+            }
         }
         if (budget == 0) {
             uv_idle_start(&s->idle, on_idle);
             return;
         }
-        int got = 0;
+        int got = 0, rc = 0;
         while (budget > 0 && !s->closing && !s->dead) {
-            int rc = recv_one(s);
+            if (!s->park_head)
+                s->dirty = false;
+            rc = recv_one(s);
             if (rc <= 0)
                 break;
             budget--;
             got++;
         }
-        /* POLLIN but nothing to read cannot loop forever. The failed receive
-         * processed commands (maybe a POLLOUT edge): prepare looks again. */
+        if (s->closing || s->dead)
+            return;
+        if (rc > 0)
+            continue; /* budget spent with the socket maybe not empty: idle */
+        if (rc < 0) {
+            /* Not dead, yet failed: let prepare look again before blocking. */
+            s->dirty = true;
+            break;
+        }
+        /* EAGAIN: the commands were processed and nothing is readable. */
+        if (!s->park_head)
+            break;
+        /* Parked: those commands may have brought POLLOUT back, which the fd
+         * will not signal. Look again after reading something; after nothing,
+         * leave it to prepare, so POLLIN with nothing to read cannot spin. */
         if (got == 0) {
             s->dirty = true;
             break;

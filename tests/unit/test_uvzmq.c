@@ -445,6 +445,120 @@ static void test_pingpong_no_stall(void **state)
     mesh_uvzmq_close(&pp.b);
 }
 
+/* A relay over TCP, all four sockets on one loop that blocks between
+ * wakeups (no ticker, a watchdog only): client C -> ROUTER F, whose callback
+ * forwards on DEALER W -> ROUTER K, whose callback answers; W's callback
+ * sends the answer back through F, and C's callback starts the next round.
+ * Every message arrives through libzmq's io threads and every callback sends
+ * on another socket, as in the router: a wakeup lost to a send that processed
+ * commands, or to a receive that stopped short of EAGAIN, stalls the relay
+ * until the watchdog fails the test. */
+typedef struct {
+    mesh_uvzmq_t *c, *f, *w, *k;
+    uint32_t rounds, target;
+    uint8_t ident[256];
+    size_t ident_len;
+    bool watchdog_fired;
+    uv_timer_t wd; /* closed by the test, freed after teardown's loop run */
+} relay_t;
+
+static void relay_c_cb(mesh_uvzmq_t *s, const mesh_frame_t *fr, size_t n, void *arg)
+{
+    relay_t *r = arg;
+    assert_int_equal(n, 1);
+    uint32_t v;
+    memcpy(&v, fr[0].data, sizeof(v));
+    assert_int_equal(v, r->rounds);
+    r->rounds++;
+    if (r->rounds >= r->target)
+        return;
+    mesh_frame_t out = {&r->rounds, sizeof(r->rounds)};
+    assert_int_equal(mesh_uvzmq_send(s, &out, 1), 0);
+}
+
+static void relay_f_cb(mesh_uvzmq_t *s, const mesh_frame_t *fr, size_t n, void *arg)
+{
+    (void)s;
+    relay_t *r = arg;
+    assert_int_equal(n, 2);
+    assert_true(fr[0].size <= sizeof(r->ident));
+    memcpy(r->ident, fr[0].data, fr[0].size);
+    r->ident_len = fr[0].size;
+    assert_int_equal(mesh_uvzmq_send(r->w, &fr[1], 1), 0);
+}
+
+static void relay_k_cb(mesh_uvzmq_t *s, const mesh_frame_t *fr, size_t n, void *arg)
+{
+    (void)arg;
+    assert_int_equal(n, 2);
+    assert_int_equal(mesh_uvzmq_send(s, fr, 2), 0);
+}
+
+static void relay_w_cb(mesh_uvzmq_t *s, const mesh_frame_t *fr, size_t n, void *arg)
+{
+    (void)s;
+    relay_t *r = arg;
+    assert_int_equal(n, 1);
+    mesh_frame_t out[2] = {{r->ident, r->ident_len}, fr[0]};
+    assert_int_equal(mesh_uvzmq_send(r->f, out, 2), 0);
+}
+
+static void relay_watchdog(uv_timer_t *t)
+{
+    relay_t *r = t->data;
+    r->watchdog_fired = true;
+}
+
+static int free_tcp_endpoint(char *ep, size_t cap)
+{
+    void *ctx = zmq_ctx_new();
+    void *s = zmq_socket(ctx, ZMQ_ROUTER);
+    int rc = zmq_bind(s, "tcp://127.0.0.1:*");
+    size_t len = cap;
+    if (rc == 0)
+        rc = zmq_getsockopt(s, ZMQ_LAST_ENDPOINT, ep, &len);
+    zmq_close(s);
+    zmq_ctx_term(ctx);
+    return rc;
+}
+
+static void test_relay_blocking_tcp(void **state)
+{
+    fx_t *fx = *state;
+    static relay_t r;
+    memset(&r, 0, sizeof(r));
+    r.target = 2000;
+    char ep_f[64], ep_k[64];
+    assert_int_equal(free_tcp_endpoint(ep_f, sizeof(ep_f)), 0);
+    assert_int_equal(free_tcp_endpoint(ep_k, sizeof(ep_k)), 0);
+    r.f = mesh_uvzmq_new(&fx->loop, fx->zctx, ZMQ_ROUTER, NULL, relay_f_cb, &r);
+    r.k = mesh_uvzmq_new(&fx->loop, fx->zctx, ZMQ_ROUTER, NULL, relay_k_cb, &r);
+    r.c = mesh_uvzmq_new(&fx->loop, fx->zctx, ZMQ_DEALER, NULL, relay_c_cb, &r);
+    r.w = mesh_uvzmq_new(&fx->loop, fx->zctx, ZMQ_DEALER, NULL, relay_w_cb, &r);
+    assert_int_equal(mesh_uvzmq_bind(r.f, ep_f), 0);
+    assert_int_equal(mesh_uvzmq_bind(r.k, ep_k), 0);
+    assert_int_equal(mesh_uvzmq_connect(r.c, ep_f), 0);
+    assert_int_equal(mesh_uvzmq_connect(r.w, ep_k), 0);
+    uv_timer_init(&fx->loop, &r.wd);
+    r.wd.data = &r;
+    uv_timer_start(&r.wd, relay_watchdog, 4 * WAIT_MS, 0);
+    uv_timer_stop(&fx->ticker);
+    uint32_t first = 0;
+    mesh_frame_t out = {&first, sizeof(first)};
+    assert_int_equal(mesh_uvzmq_send(r.c, &out, 1), 0);
+    /* UV_RUN_ONCE blocks in epoll: only ZMQ_FD signals (and the watchdog) wake it. */
+    while (r.rounds < r.target && !r.watchdog_fired)
+        uv_run(&fx->loop, UV_RUN_ONCE);
+    assert_false(r.watchdog_fired);
+    assert_int_equal(r.rounds, r.target);
+    uv_close((uv_handle_t *)&r.wd, NULL);
+    uv_timer_start(&fx->ticker, on_tick, TICK_MS, TICK_MS);
+    mesh_uvzmq_close(&r.c);
+    mesh_uvzmq_close(&r.w);
+    mesh_uvzmq_close(&r.f);
+    mesh_uvzmq_close(&r.k);
+}
+
 /* ROUTER with one peer that does not read and one that does: a parked message
  * for the stuck peer holds later ones back (one FIFO keeps order), the loop
  * keeps running (no spin on POLLOUT from the other peer's free pipe), and
@@ -561,6 +675,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_close_inside_callback, setup, teardown),
         cmocka_unit_test_setup_teardown(test_router_identity, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pingpong_no_stall, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_relay_blocking_tcp, setup, teardown),
         cmocka_unit_test_setup_teardown(test_router_blocked_peer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_arguments, setup, teardown),
     };
