@@ -158,19 +158,44 @@ static int sse_json(gateway_call_t *call, const char *event, const json_t *v)
     return rc;
 }
 
+/*
+ * The delta event {"text": delta}: the hot path of a streamed turn, one per
+ * token. jansson writes the string into the reused scratch buffer (same
+ * escaping as json_dumps of the object, without building the object or
+ * allocating its text). 0 or MESH_E* as sse_json.
+ */
+static int sse_delta(gateway_call_t *call, const json_t *delta)
+{
+    static const char open[] = "{\"text\":";
+    const size_t flags = JSON_COMPACT | JSON_ENCODE_ANY;
+    gateway_buf_t *b = &call->gw->scratch;
+    b->len = 0;
+    int rc = gateway_buf_append(b, open, sizeof(open) - 1, GATEWAY_JSON_OUT_MAX);
+    if (rc < 0)
+        return rc;
+    size_t need = json_dumpb(delta, b->data + b->len, b->cap - b->len, flags);
+    if (need == 0)
+        return MESH_ENOMEM;
+    if (need > b->cap - b->len) {
+        if ((rc = gateway_buf_reserve(b, need, GATEWAY_JSON_OUT_MAX)) < 0)
+            return rc;
+        if (json_dumpb(delta, b->data + b->len, b->cap - b->len, flags) != need)
+            return MESH_ENOMEM;
+    }
+    b->len += need;
+    if ((rc = gateway_buf_append(b, "}", 1, GATEWAY_JSON_OUT_MAX)) < 0)
+        return rc;
+    return gateway_sse_send(call->sse, "delta", b->data, b->len);
+}
+
 /* A PARTIAL of a streamed turn: {delta}, {tool} or {handoff} (contract 4). */
 static void stream_partial(gateway_call_t *call, const json_t *data)
 {
     const json_t *delta = json_object_get(data, "delta");
     const json_t *tool = json_object_get(data, "tool");
     const json_t *handoff = json_object_get(data, "handoff");
-    if (json_is_string(delta) && json_string_length(delta) > 0) {
-        json_t *ev = json_pack("{s:O}", "text", delta);
-        int rc = ev ? sse_json(call, "delta", ev) : MESH_ENOMEM;
-        json_decref(ev);
-        if (rc != 0)
-            return;
-    }
+    if (json_is_string(delta) && json_string_length(delta) > 0 && sse_delta(call, delta) != 0)
+        return;
     if (json_is_object(tool) && sse_json(call, "tool", tool) != 0)
         return;
     if (json_is_object(handoff))

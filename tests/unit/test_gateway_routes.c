@@ -748,6 +748,51 @@ static void test_turn_sse_events(void **state)
     tc_close(&c);
 }
 
+/* The delta event is written without building {"text":...} as a tree: its
+ * bytes must still be exactly what json_dumps made of that object, also for
+ * a delta larger than the scratch buffer (it grows) and for every byte that
+ * JSON escapes (quotes, backslash, each control byte, DEL, '/', UTF-8). */
+static void test_turn_sse_delta_escaping(void **state)
+{
+    (void)state;
+    tc_client_t c;
+    hold_stream_turn(&c, "c-sse-esc");
+    char text[20000];
+    size_t n = 0;
+    for (int b = 1; b < 0x20; b++)
+        text[n++] = (char)b;
+    const char *rest = "\"\\/\x7f \xe4\xbf\x9d\xe5\x8d\x95 \xf0\x9f\x99\x82";
+    memcpy(text + n, rest, strlen(rest));
+    n += strlen(rest);
+    while (n < sizeof(text) - 1) {
+        text[n] = (char)('a' + n % 26);
+        n++;
+    }
+    text[n] = '\0';
+    json_t *pd = json_pack("{s:s}", "delta", text);
+    char *pdata = json_dumps(pd, JSON_COMPACT);
+    fake_partial(&F->fake, "agent", pdata);
+    json_t *ev = json_pack("{s:s}", "text", text);
+    char *want_data = json_dumps(ev, JSON_COMPACT);
+    char *want = malloc(strlen(want_data) + 32);
+    sprintf(want, "event: delta\ndata: %s\n\n", want_data);
+    json_t *fin = json_pack("{s:s}", "reply", "ok");
+    fake_final(&F->fake, F->fake.held_ident, F->fake.held_ident_len, "agent", F->fake.held_id, 0,
+               NULL, fin);
+    json_decref(fin);
+    assert_true(recv_until(&c, "\r\n0\r\n\r\n"));
+    char *body = dechunk(c.buf);
+    assert_true(strncmp(body, want, strlen(want)) == 0);
+    assert_non_null(strstr(body + strlen(want), "event: final\n"));
+    free(body);
+    free(want);
+    free(want_data);
+    json_decref(ev);
+    free(pdata);
+    json_decref(pd);
+    tc_close(&c);
+}
+
 /* A failed turn ends the stream with an `error` event in the usual error shape. */
 static void test_turn_sse_error(void **state)
 {
@@ -909,6 +954,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_turn_deadline_504, setup_router, teardown),
         cmocka_unit_test_setup_teardown(test_client_leaves_mid_turn, setup_router, teardown),
         cmocka_unit_test_setup_teardown(test_turn_sse_events, setup_router, teardown),
+        cmocka_unit_test_setup_teardown(test_turn_sse_delta_escaping, setup_router, teardown),
         cmocka_unit_test_setup_teardown(test_turn_sse_error, setup_router, teardown),
         cmocka_unit_test_setup_teardown(test_turn_sse_client_leaves, setup_router, teardown),
         cmocka_unit_test_setup_teardown(test_readyz_ready, setup_router, teardown),
