@@ -18,7 +18,11 @@
  *           (default 1: every mesh sample is a new conversation; K > 1
  *           measures follow-up turns too, whose history grows).
  * The clock runs from just before the request is written to when the bytes
- * holding the first token have been read (CLOCK_MONOTONIC). Printed: p50,
+ * holding the first token have been read (CLOCK_MONOTONIC). Then the rest of
+ * the answer is read to its end, as a chat client does: a client that hung
+ * up after the first token would cancel every turn, and the llm worker would
+ * have to drop its connection to the model each time (HTTP/1.1 cannot stop
+ * a response midway), which no real conversation pays. Printed: p50,
  * p90, p99, mean of both and of the per-percentile difference, as text or
  * (--json) one JSON object.
  *
@@ -173,10 +177,10 @@ static double sample(ttft_mode_t mode, const url_t *u, const char *model, const 
         if (r <= 0)
             break;
         len += (size_t)r;
-        if (has_first_token(mode, buf, len)) {
+        if (result < 0 && has_first_token(mode, buf, len))
             result = now_ms() - t0;
-            break;
-        }
+        if (len == TTFT_RESP_MAX && result >= 0)
+            len = 0; /* only the first token is looked for: keep draining */
     }
     if (result < 0) {
         buf[len] = '\0';
