@@ -112,12 +112,9 @@ static void relay(const char *front_ep, const char *back_ep)
     }
 }
 
-static void worker(const char *back_ep)
+/* Echo two-frame messages [id, payload] back as they came, until killed. */
+static void echo_loop(void *s)
 {
-    void *ctx = zmq_ctx_new();
-    void *s = zmq_socket(ctx, ZMQ_DEALER);
-    if (zmq_connect(s, back_ep) || zmq_send(s, "hi", 2, 0) < 0)
-        _exit(1);
     for (;;) {
         unsigned char id[HOP_FRAME_MAX], buf[HOP_FRAME_MAX];
         int n = zmq_recv(s, id, sizeof(id), 0);
@@ -129,6 +126,16 @@ static void worker(const char *back_ep)
     }
 }
 
+/* The worker behind the relay: says hello, then echoes [client id, payload]. */
+static void worker(const char *back_ep)
+{
+    void *ctx = zmq_ctx_new();
+    void *s = zmq_socket(ctx, ZMQ_DEALER);
+    if (zmq_connect(s, back_ep) || zmq_send(s, "hi", 2, 0) < 0)
+        _exit(1);
+    echo_loop(s);
+}
+
 /* Two hops, no relay: a ROUTER that echoes [id, payload] in a blocking loop. */
 static void echo_router(const char *ep)
 {
@@ -136,15 +143,7 @@ static void echo_router(const char *ep)
     void *s = zmq_socket(ctx, ZMQ_ROUTER);
     if (zmq_bind(s, ep))
         _exit(1);
-    for (;;) {
-        unsigned char id[HOP_FRAME_MAX], buf[HOP_FRAME_MAX];
-        int n = zmq_recv(s, id, sizeof(id), 0);
-        int m = n >= 0 ? zmq_recv(s, buf, sizeof(buf), 0) : -1;
-        if (m < 0)
-            _exit(0);
-        zmq_send(s, id, (size_t)n, ZMQ_SNDMORE);
-        zmq_send(s, buf, (size_t)m, 0);
-    }
+    echo_loop(s);
 }
 
 static void tcp_echo(int lfd)

@@ -52,19 +52,6 @@ static void put_lit(mesh_jbuf_t *b, const char *s)
     mesh_jbuf_raw(b, s, strlen(s));
 }
 
-/* Length of the valid UTF-8 sequence at s[0..n), 0 when it is not one. */
-static size_t utf8_seq(const unsigned char *s, size_t n)
-{
-    size_t want = s[0] < 0x80             ? 1
-                  : (s[0] & 0xE0) == 0xC0 ? 2
-                  : (s[0] & 0xF0) == 0xE0 ? 3
-                  : (s[0] & 0xF8) == 0xF0 ? 4
-                                          : 0;
-    if (want == 0 || want > n)
-        return 0;
-    return mesh_utf8_valid((const char *)s, want) ? want : 0;
-}
-
 /*
  * mesh_utf8_valid(s, n), with ASCII skipped eight bytes at a time first (the
  * prompts and schemas are mostly ASCII); the rest is checked from the first
@@ -92,27 +79,11 @@ static void put_text(mesh_jbuf_t *b, const char *s, size_t n)
         mesh_jbuf_string(b, s, n);
         return;
     }
-    if (n > (SIZE_MAX - 1) / 3) {
-        b->err = b->err ? b->err : MESH_ENOMEM;
-        return;
-    }
-    char *out = malloc(n * 3 + 1);
+    size_t o = 0;
+    char *out = llm_oai_utf8_repair(s, n, &o);
     if (out == NULL) {
         b->err = b->err ? b->err : MESH_ENOMEM;
         return;
-    }
-    size_t o = 0;
-    for (size_t i = 0; i < n;) {
-        size_t k = utf8_seq((const unsigned char *)s + i, n - i);
-        if (k == 0) {
-            memcpy(out + o, "\xEF\xBF\xBD", 3);
-            o += 3;
-            i++;
-        } else {
-            memcpy(out + o, s + i, k);
-            o += k;
-            i += k;
-        }
     }
     mesh_jbuf_string(b, out, o);
     free(out);

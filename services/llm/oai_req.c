@@ -4,6 +4,7 @@
 #include "oai_req.h"
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,11 +30,10 @@ static size_t utf8_seq(const unsigned char *s, size_t n)
     return mesh_utf8_valid((const char *)s, want) ? want : 0;
 }
 
-/* A JSON string of s[0..n), invalid UTF-8 replaced by U+FFFD. */
-static json_t *str_json(const char *s, size_t n)
+char *llm_oai_utf8_repair(const char *s, size_t n, size_t *len)
 {
-    if (mesh_utf8_valid(s, n))
-        return json_stringn(s, n);
+    if (n > (SIZE_MAX - 1) / 3)
+        return NULL;
     char *out = malloc(n * 3 + 1);
     if (out == NULL)
         return NULL;
@@ -50,6 +50,19 @@ static json_t *str_json(const char *s, size_t n)
             i += k;
         }
     }
+    *len = o;
+    return out;
+}
+
+/* A JSON string of s[0..n), invalid UTF-8 replaced by U+FFFD. */
+static json_t *str_json(const char *s, size_t n)
+{
+    if (mesh_utf8_valid(s, n))
+        return json_stringn(s, n);
+    size_t o = 0;
+    char *out = llm_oai_utf8_repair(s, n, &o);
+    if (out == NULL)
+        return NULL;
     json_t *j = json_stringn(out, o);
     free(out);
     return j;

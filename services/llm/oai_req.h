@@ -41,6 +41,11 @@ typedef struct {
  * size-1 bytes.
  */
 #define LLM_OAI_NAME_MAX (2 * LLM_TOOL_NAME_MAX) /* a mapped name, bytes */
+/* s[0..n) with every byte that does not start a valid UTF-8 sequence
+ * replaced by U+FFFD (malloc'd, *len its length; NULL on ENOMEM). The
+ * model request's texts go through it (a model server refuses bad UTF-8). */
+char *llm_oai_utf8_repair(const char *s, size_t n, size_t *len);
+
 void llm_oai_name_out(const char *name, char *out, size_t size);
 void llm_oai_name_in(const char *name, char *out, size_t size);
 
