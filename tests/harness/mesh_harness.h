@@ -444,4 +444,29 @@ bool mh_cond_redis_down(void *redis);
 int mh_openai_stub_start(const char *record_name, mh_proc_t **proc_out,
                          char record_out[MH_PATH_MAX]);
 
+/* ------------------------------- meshes on the model stub (harness_stub.c) */
+
+/*
+ * mh_openai_stub_start on a chosen port (0: a free one, e.g. to start a
+ * stub again where the mesh already points); close_each runs it with
+ * --close: it closes the connection after every response (no keep-alive).
+ * The port, or -1.
+ */
+int mh_openai_stub_start_on(int port, bool close_each, const char *record_name,
+                            mh_proc_t **proc_out, char record_out[MH_PATH_MAX]);
+
+/*
+ * mh_mesh_start with the llm workers on the openai backend against the stub
+ * on port: MESH_LLM_BACKEND=openai, MESH_LLM_TIERS with every "tier=model" of
+ * tiers (comma-separated, e.g. "small=stub-model,large=text_plain") at
+ * http://127.0.0.1:<port>/v1, then llm_env (NULL-terminated "K=V" entries,
+ * may be NULL). opts (may be NULL) gives everything else; its llm entries are
+ * replaced. NULL on failure.
+ */
+mh_mesh_t *mh_openai_mesh_start(int port, const char *tiers, const char *const llm_env[],
+                                const mh_mesh_opts_t *opts);
+
+/* Group teardown of a mesh and its stub: mh_mesh_teardown(mesh_p), then the stub destroyed. */
+int mh_openai_mesh_teardown(mh_mesh_t **mesh_p, mh_proc_t **stub_p);
+
 #endif

@@ -37,7 +37,6 @@
 static mh_mesh_t *s_mesh;
 static mh_proc_t *s_stub;
 static char s_record[MH_PATH_MAX];
-static char s_env_tiers[256];
 
 static int group_setup(void **state)
 {
@@ -45,15 +44,7 @@ static int group_setup(void **state)
     int port = mh_openai_stub_start("openai-stub-requests.jsonl", &s_stub, s_record);
     if (port < 0)
         return -1;
-    snprintf(s_env_tiers, sizeof(s_env_tiers),
-             "MESH_LLM_TIERS=small=http://127.0.0.1:%d/v1|"
-             "stub-model",
-             port);
-    mh_mesh_opts_t o;
-    memset(&o, 0, sizeof(o));
-    const char *llm_env[] = {"MESH_LLM_BACKEND=openai",
-                             s_env_tiers,
-                             "MESH_LLM_API_KEY=" API_KEY,
+    const char *llm_env[] = {"MESH_LLM_API_KEY=" API_KEY,
                              "MESH_LLM_RETRIES=2",
                              "MESH_LLM_BACKOFF_MS=50",
                              "MESH_LLM_BACKOFF_MAX_MS=200",
@@ -62,19 +53,14 @@ static int group_setup(void **state)
                              "MESH_LLM_BREAKER_OPEN_MS=60000",
                              "MESH_LLM_PRICES=small=1:2",
                              NULL};
-    for (size_t i = 0; llm_env[i] != NULL; i++)
-        o.env[MH_LLM][i] = llm_env[i];
-    s_mesh = mh_mesh_start(&o);
+    s_mesh = mh_openai_mesh_start(port, "small=stub-model", llm_env, NULL);
     return s_mesh != NULL ? 0 : -1;
 }
 
 static int group_teardown(void **state)
 {
     (void)state;
-    bool alive = s_mesh != NULL && mh_mesh_all_alive(s_mesh);
-    bool clean = mh_mesh_stop(&s_mesh) == 0;
-    mh_proc_destroy(&s_stub);
-    return alive && clean ? 0 : -1;
+    return mh_openai_mesh_teardown(&s_mesh, &s_stub);
 }
 
 /* ---- helpers ---- */

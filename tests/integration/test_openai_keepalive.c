@@ -13,7 +13,6 @@
  *    retry, no fallback), one connection per request.
  */
 #define _GNU_SOURCE
-#include <libgen.h>
 #include <poll.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -35,59 +34,23 @@ static mh_mesh_t *s_mesh;
 static mh_proc_t *s_stub;
 static int s_port;
 static char s_record[MH_PATH_MAX];
-static char s_env_tiers[256];
-
-/* Start the stub on s_port (--close: no keep-alive), recording to s_record. */
-static int stub_start(bool close_each, const char *record_name)
-{
-    char file[MH_PATH_MAX], scripts[MH_PATH_MAX];
-    snprintf(file, sizeof(file), "%s", __FILE__);
-    snprintf(scripts, sizeof(scripts), "%s/../stubs/openai", dirname(file));
-    snprintf(s_record, sizeof(s_record), "%s/%s", mh_tmpdir(), record_name);
-    char bin[MH_PATH_MAX], port[16];
-    mh_bin("openai-stub", bin, sizeof(bin));
-    snprintf(port, sizeof(port), "%d", s_port);
-    char *argv[] = {bin,     "--port",   port,     "--scripts",
-                    scripts, "--record", s_record, close_each ? "--close" : NULL,
-                    NULL};
-    s_stub = mh_proc_spawn(close_each ? "openai-stub-close" : "openai-stub", argv, NULL);
-    if (s_stub == NULL || !mh_log_wait(s_stub, 0, "listening on port", 5000)) {
-        fprintf(stderr, "the openai stub did not start\n");
-        return -1;
-    }
-    return 0;
-}
 
 static int group_setup(void **state)
 {
     (void)state;
-    s_port = mh_free_port();
-    if (s_port < 0 || stub_start(false, "keepalive-requests.jsonl") != 0)
+    s_port = mh_openai_stub_start_on(0, false, "keepalive-requests.jsonl", &s_stub, s_record);
+    if (s_port < 0)
         return -1;
-    snprintf(s_env_tiers, sizeof(s_env_tiers),
-             "MESH_LLM_TIERS=small=http://127.0.0.1:%d/v1|stub-model", s_port);
-    mh_mesh_opts_t o;
-    memset(&o, 0, sizeof(o));
-    const char *llm_env[] = {"MESH_LLM_BACKEND=openai",
-                             s_env_tiers,
-                             "MESH_LLM_RETRIES=2",
-                             "MESH_LLM_BACKOFF_MS=50",
-                             "MESH_LLM_BACKOFF_MAX_MS=200",
-                             "MESH_LLM_TIMEOUT_MS=10000",
-                             NULL};
-    for (size_t i = 0; llm_env[i] != NULL; i++)
-        o.env[MH_LLM][i] = llm_env[i];
-    s_mesh = mh_mesh_start(&o);
+    const char *llm_env[] = {"MESH_LLM_RETRIES=2", "MESH_LLM_BACKOFF_MS=50",
+                             "MESH_LLM_BACKOFF_MAX_MS=200", "MESH_LLM_TIMEOUT_MS=10000", NULL};
+    s_mesh = mh_openai_mesh_start(s_port, "small=stub-model", llm_env, NULL);
     return s_mesh != NULL ? 0 : -1;
 }
 
 static int group_teardown(void **state)
 {
     (void)state;
-    bool alive = s_mesh != NULL && mh_mesh_all_alive(s_mesh);
-    bool clean = mh_mesh_stop(&s_mesh) == 0;
-    mh_proc_destroy(&s_stub);
-    return alive && clean ? 0 : -1;
+    return mh_openai_mesh_teardown(&s_mesh, &s_stub);
 }
 
 /* ---- helpers ---- */
@@ -278,7 +241,9 @@ static void test_closing_server_still_works(void **state)
      * every response. */
     assert_true(mh_proc_stop(s_stub, 3000) >= 0);
     mh_proc_destroy(&s_stub);
-    assert_int_equal(stub_start(true, "keepalive-close-requests.jsonl"), 0);
+    assert_int_equal(
+        mh_openai_stub_start_on(s_port, true, "keepalive-close-requests.jsonl", &s_stub, s_record),
+        s_port);
 
     char *out = NULL;
     const char two[] = HEALTH "\r\n" HEALTH "\r\n";

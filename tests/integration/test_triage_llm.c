@@ -44,14 +44,8 @@
 static mh_mesh_t *s_mesh;
 static mh_proc_t *s_stub;
 static char s_record[MH_PATH_MAX];
-static char s_env_tiers[512];
 static int s_metrics_port;
 static char s_env_metrics[48];
-
-static int start_stub(void)
-{
-    return mh_openai_stub_start("openai-stub-triage.jsonl", &s_stub, s_record);
-}
 
 static int metrics_env(void)
 {
@@ -65,29 +59,18 @@ static int metrics_env(void)
 static int openai_setup(void **state)
 {
     (void)state;
-    int port = start_stub();
+    int port = mh_openai_stub_start("openai-stub-triage.jsonl", &s_stub, s_record);
     if (port < 0 || metrics_env() != 0)
         return -1;
-    snprintf(s_env_tiers, sizeof(s_env_tiers),
-             "MESH_LLM_TIERS=small=http://127.0.0.1:%d/v1|text_plain,"
-             "large=http://127.0.0.1:%d/v1|text_plain,"
-             "triage=http://127.0.0.1:%d/v1|" TRIAGE_MODEL,
-             port, port, port);
+    const char *llm_env[] = {"MESH_LLM_API_KEY=sk-test", "MESH_LLM_RETRIES=0",
+                             "MESH_LLM_TIMEOUT_MS=5000", "MESH_LLM_BREAKER_FAILURES=100", NULL};
     mh_mesh_opts_t o;
     memset(&o, 0, sizeof(o));
-    const char *llm_env[] = {"MESH_LLM_BACKEND=openai",
-                             s_env_tiers,
-                             "MESH_LLM_API_KEY=sk-test",
-                             "MESH_LLM_RETRIES=0",
-                             "MESH_LLM_TIMEOUT_MS=5000",
-                             "MESH_LLM_BREAKER_FAILURES=100",
-                             NULL};
-    for (size_t i = 0; llm_env[i] != NULL; i++)
-        o.env[MH_LLM][i] = llm_env[i];
     o.env[MH_ROUTER][0] = "MESH_TRIAGE=llm";
     o.env[MH_ROUTER][1] = "MESH_TRIAGE_TIER=triage";
     o.env[MH_ROUTER][2] = s_env_metrics;
-    s_mesh = mh_mesh_start(&o);
+    s_mesh = mh_openai_mesh_start(port, "small=text_plain,large=text_plain,triage=" TRIAGE_MODEL,
+                                  llm_env, &o);
     return s_mesh != NULL ? 0 : -1;
 }
 
@@ -107,10 +90,7 @@ static int rules_setup(void **state)
 static int group_teardown(void **state)
 {
     (void)state;
-    bool alive = s_mesh != NULL && mh_mesh_all_alive(s_mesh);
-    bool clean = mh_mesh_stop(&s_mesh) == 0;
-    mh_proc_destroy(&s_stub);
-    return alive && clean ? 0 : -1;
+    return mh_openai_mesh_teardown(&s_mesh, &s_stub);
 }
 
 /* ---- helpers ---- */

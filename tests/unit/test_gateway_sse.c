@@ -13,11 +13,9 @@
 
 #include <cmocka.h>
 
-#include "gw_sse.h"
-#include "http_server.h"
 #include "mesh/mesh_err.h"
 #include "mesh/mesh_log.h"
-#include "test_http_support.h"
+#include "test_gateway_util.h"
 
 /* ---- format ---------------------------------------------------------------- */
 
@@ -73,37 +71,15 @@ static void test_format_invalid(void **state)
 
 /* ---- live streams ---------------------------------------------------------- */
 
-typedef struct {
-    uv_loop_t loop;
-    tc_env_t env;
-    gateway_http_server_t *srv;
-    int port;
-    gateway_http_conn_t *conn; /* the streaming request */
-    gateway_sse_t *sse;
-    int calls;
-    int aborted;
-    uint64_t hb_ms;
-} fx_t;
-
-static fx_t *F;
-
-static void on_abort(gateway_http_conn_t *conn, void *arg)
-{
-    (void)conn;
-    (void)arg;
-    F->aborted++;
-    gateway_sse_abandon(&F->sse);
-    F->conn = NULL;
-}
+static gw_sse_fx_t *F;
 
 static void handler(gateway_http_conn_t *conn, const gateway_http_req_t *req, void *arg)
 {
     (void)arg;
-    F->calls++;
     if (req->path_len == 4 && memcmp(req->path, "/sse", 4) == 0) {
         int rc;
         F->conn = conn;
-        gateway_http_conn_on_abort(conn, on_abort, NULL);
+        gateway_http_conn_on_abort(conn, gw_sse_fx_on_abort, F);
         F->sse = gateway_sse_start(&F->loop, conn, F->hb_ms, "X-Test: 1\r\n", &rc);
         assert_non_null(F->sse);
         assert_true(gateway_http_conn_streaming(conn));
@@ -116,35 +92,7 @@ static void handler(gateway_http_conn_t *conn, const gateway_http_req_t *req, vo
 
 static int setup(void **state)
 {
-    F = calloc(1, sizeof(*F));
-    assert_int_equal(uv_loop_init(&F->loop), 0);
-    F->env.loop = &F->loop;
-    gateway_http_opts_t o = {
-        .host = "127.0.0.1",
-        .port = 0,
-        .max_body = 1000,
-        .max_header = 2048,
-        .idle_ms = 2000,
-        .max_conns = 10,
-        .handler = handler,
-    };
-    F->srv = gateway_http_server_new(&F->loop, &o);
-    assert_non_null(F->srv);
-    assert_int_equal(gateway_http_server_listen(F->srv), 0);
-    F->port = gateway_http_server_port(F->srv);
-    *state = F;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    gateway_sse_abandon(&F->sse);
-    gateway_http_server_destroy(&F->srv);
-    assert_true(tc_loop_finish(&F->loop));
-    free(F);
-    F = NULL;
-    return 0;
+    return gw_sse_fx_setup(state, &F, handler, 2000, 10);
 }
 
 /* Wait until c->buf contains s (from the start of what is buffered). */
@@ -162,20 +110,11 @@ static bool wait_for(tc_client_t *c, const char *s, int timeout_ms)
     }
 }
 
-static bool stream_started(void *arg)
-{
-    (void)arg;
-    return F->sse != NULL;
-}
-
 static void test_stream_chunked_keepalive(void **state)
 {
     (void)state;
     tc_client_t c;
-    assert_true(tc_connect(&c, F->port));
-    assert_true(
-        tc_send_str(&F->env, &c, "POST /sse HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"));
-    assert_true(tc_wait(&F->env, stream_started, NULL, TC_WAIT_MS));
+    gw_sse_fx_open(F, &c, "POST /sse HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n");
     /* the head goes out at once */
     assert_true(wait_for(&c, "\r\n\r\n", TC_WAIT_MS));
     assert_non_null(strstr(c.buf, "HTTP/1.1 200 OK\r\n"));
@@ -217,9 +156,7 @@ static void test_stream_http10_close(void **state)
 {
     (void)state;
     tc_client_t c;
-    assert_true(tc_connect(&c, F->port));
-    assert_true(tc_send_str(&F->env, &c, "POST /sse HTTP/1.0\r\nContent-Length: 0\r\n\r\n"));
-    assert_true(tc_wait(&F->env, stream_started, NULL, TC_WAIT_MS));
+    gw_sse_fx_open(F, &c, "POST /sse HTTP/1.0\r\nContent-Length: 0\r\n\r\n");
     assert_true(wait_for(&c, "\r\n\r\n", TC_WAIT_MS));
     assert_null(strcasestr(c.buf, "Transfer-Encoding"));
     assert_non_null(strcasestr(c.buf, "Connection: close\r\n"));
@@ -240,9 +177,7 @@ static void test_stream_heartbeat(void **state)
     (void)state;
     F->hb_ms = 30;
     tc_client_t c;
-    assert_true(tc_connect(&c, F->port));
-    assert_true(tc_send_str(&F->env, &c, "POST /sse HTTP/1.1\r\nContent-Length: 0\r\n\r\n"));
-    assert_true(tc_wait(&F->env, stream_started, NULL, TC_WAIT_MS));
+    gw_sse_fx_open(F, &c, "POST /sse HTTP/1.1\r\nContent-Length: 0\r\n\r\n");
     uint64_t t0 = tc_now_ms();
     assert_true(wait_for(&c, ": ping\n\n", TC_WAIT_MS));
     assert_true(tc_now_ms() - t0 >= 20);
@@ -265,9 +200,7 @@ static void test_stream_client_leaves(void **state)
 {
     (void)state;
     tc_client_t c;
-    assert_true(tc_connect(&c, F->port));
-    assert_true(tc_send_str(&F->env, &c, "POST /sse HTTP/1.1\r\nContent-Length: 0\r\n\r\n"));
-    assert_true(tc_wait(&F->env, stream_started, NULL, TC_WAIT_MS));
+    gw_sse_fx_open(F, &c, "POST /sse HTTP/1.1\r\nContent-Length: 0\r\n\r\n");
     assert_int_equal(gateway_sse_send(F->sse, "delta", "{}", 2), 0);
     assert_true(wait_for(&c, "event: delta", TC_WAIT_MS));
     tc_close(&c);
@@ -282,10 +215,10 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_format),
         cmocka_unit_test(test_format_invalid),
-        cmocka_unit_test_setup_teardown(test_stream_chunked_keepalive, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_stream_http10_close, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_stream_heartbeat, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_stream_client_leaves, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stream_chunked_keepalive, setup, gw_sse_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_stream_http10_close, setup, gw_sse_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_stream_heartbeat, setup, gw_sse_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_stream_client_leaves, setup, gw_sse_fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -12,38 +12,17 @@
 
 #include <cmocka.h>
 
-#include "gw_sse.h"
 #include "http_internal.h"
-#include "http_server.h"
 #include "mesh/mesh_err.h"
 #include "mesh/mesh_log.h"
-#include "test_http_support.h"
+#include "test_gateway_util.h"
 
 /* Events, and the data bytes of each: together well over what loopback
  * buffers hold for a client that does not read, under the stream's cap. */
 #define BACKLOG_EVENTS     10
 #define BACKLOG_EVENT_DATA (300 * 1024)
 
-typedef struct {
-    uv_loop_t loop;
-    tc_env_t env;
-    gateway_http_server_t *srv;
-    int port;
-    gateway_http_conn_t *conn;
-    gateway_sse_t *sse;
-    int aborted;
-} fx_t;
-
-static fx_t *F;
-
-static void on_abort(gateway_http_conn_t *conn, void *arg)
-{
-    (void)conn;
-    (void)arg;
-    F->aborted++;
-    gateway_sse_abandon(&F->sse);
-    F->conn = NULL;
-}
+static gw_sse_fx_t *F;
 
 static void handler(gateway_http_conn_t *conn, const gateway_http_req_t *req, void *arg)
 {
@@ -56,58 +35,21 @@ static void handler(gateway_http_conn_t *conn, const gateway_http_req_t *req, vo
     assert_int_equal(uv_fileno((uv_handle_t *)gateway_http_conn_stream(conn), &fd), 0);
     int small = 64 * 1024;
     setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
-    gateway_http_conn_on_abort(conn, on_abort, NULL);
+    gateway_http_conn_on_abort(conn, gw_sse_fx_on_abort, F);
     F->sse = gateway_sse_start(&F->loop, conn, 0, NULL, &rc);
     assert_non_null(F->sse);
 }
 
 static int setup(void **state)
 {
-    F = calloc(1, sizeof(*F));
-    assert_int_equal(uv_loop_init(&F->loop), 0);
-    F->env.loop = &F->loop;
-    gateway_http_opts_t o = {
-        .host = "127.0.0.1",
-        .port = 0,
-        .max_body = 1000,
-        .max_header = 2048,
-        .idle_ms = 5000,
-        .max_conns = 4,
-        .handler = handler,
-    };
-    F->srv = gateway_http_server_new(&F->loop, &o);
-    assert_non_null(F->srv);
-    assert_int_equal(gateway_http_server_listen(F->srv), 0);
-    F->port = gateway_http_server_port(F->srv);
-    *state = F;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    gateway_sse_abandon(&F->sse);
-    gateway_http_server_destroy(&F->srv);
-    assert_true(tc_loop_finish(&F->loop));
-    free(F);
-    F = NULL;
-    return 0;
-}
-
-static bool stream_started(void *arg)
-{
-    (void)arg;
-    return F->sse != NULL;
+    return gw_sse_fx_setup(state, &F, handler, 5000, 4);
 }
 
 static void test_backlog_keeps_order(void **state)
 {
     (void)state;
     tc_client_t c;
-    assert_true(tc_connect(&c, F->port));
-    assert_true(
-        tc_send_str(&F->env, &c, "POST /sse HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"));
-    assert_true(tc_wait(&F->env, stream_started, NULL, TC_WAIT_MS));
+    gw_sse_fx_open(F, &c, "POST /sse HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n");
 
     /* What the client must see after the head: each event as one chunk. */
     size_t want_cap = (size_t)BACKLOG_EVENTS * (BACKLOG_EVENT_DATA + 64);
@@ -163,7 +105,7 @@ int main(void)
 {
     mesh_log_set_level(MESH_LOG_ERROR);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_backlog_keeps_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_backlog_keeps_order, setup, gw_sse_fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
