@@ -35,6 +35,8 @@
 /* Replies held before the claim; a call that streams more before turn.begin
  * answers (it never does: that is a millisecond) is dropped. */
 #define ROUTER_EARLY_HELD_MAX 256
+/* First size of the held array (a streamed answer's first tokens and a FINAL). */
+#define ROUTER_EARLY_HELD_INITIAL 8
 
 typedef struct {
     router_reply_kind_t kind;
@@ -49,7 +51,7 @@ struct router_early {
     router_reply_cb cb; /* after the claim */
     void *cb_arg;
     held_t *held;
-    size_t n_held;
+    size_t n_held, cap_held;
 };
 
 static void held_free(held_t *h, size_t n)
@@ -106,9 +108,17 @@ static void early_cb(router_reply_kind_t kind, mesh_reply_t *rep, void *arg)
         router__early_drop(t);
         return;
     }
-    if (!e->held && !(e->held = calloc(ROUTER_EARLY_HELD_MAX, sizeof(*e->held)))) {
-        router__early_drop(t);
-        return;
+    if (e->n_held == e->cap_held) {
+        size_t cap = e->cap_held ? 2 * e->cap_held : ROUTER_EARLY_HELD_INITIAL;
+        if (cap > ROUTER_EARLY_HELD_MAX)
+            cap = ROUTER_EARLY_HELD_MAX;
+        held_t *h = realloc(e->held, cap * sizeof(*h));
+        if (!h) {
+            router__early_drop(t);
+            return;
+        }
+        e->held = h;
+        e->cap_held = cap;
     }
     held_t *h = &e->held[e->n_held++];
     h->kind = kind;
@@ -150,6 +160,7 @@ bool router__early_claim(router_turn_t *t, json_t *args, router_reply_cb cb, voi
     size_t n = e->n_held;
     e->held = NULL;
     e->n_held = 0;
+    e->cap_held = 0;
     if (e->done) {
         t->early = NULL;
         early_free(e);
