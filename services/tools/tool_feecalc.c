@@ -13,7 +13,6 @@
  * Without policy_no, ratio is required, the deductible defaults to 0 and
  * there is no cap unless limit_remaining is given.
  */
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,20 +34,6 @@ typedef struct {
     size_t err_size;
 } call_t;
 
-static int bad(call_t *c, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static int bad(call_t *c, int code, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (c->err != NULL && c->err_size > 0) {
-        va_start(ap, fmt);
-        vsnprintf(c->err, c->err_size, fmt, ap);
-        va_end(ap);
-    }
-    return code;
-}
-
 /* An optional amount argument at path; *present tells whether it was given. */
 static int opt_amount(call_t *c, const json_t *obj, const char *key, const char *path, int64_t *fen,
                       bool *present)
@@ -59,8 +44,8 @@ static int opt_amount(call_t *c, const json_t *obj, const char *key, const char 
     if (v == NULL)
         return 0;
     if (tools_money_from_json(v, fen) != 0)
-        return bad(c, MESH_EBADARGS, "%s.%s: must be a number between 0 and %.0f", path, key,
-                   TOOLS_CNY_MAX);
+        return tools_fail(c->err, c->err_size, MESH_EBADARGS,
+                          "%s.%s: must be a number between 0 and %.0f", path, key, TOOLS_CNY_MAX);
     return 0;
 }
 
@@ -71,17 +56,19 @@ static int policy_terms(call_t *c, const tools_data_t *d, const char *no, bool s
     const json_t *pol = d != NULL ? tools_data_policy(d, no) : NULL;
 
     if (pol == NULL)
-        return bad(c, MESH_ENOTFOUND, "policy %s not found", no);
+        return tools_fail(c->err, c->err_size, MESH_ENOTFOUND, "policy %s not found", no);
     const char *pid = json_string_value(json_object_get(pol, "product_id"));
     const json_t *prod = tools_data_product(d, pid);
     const char *type = json_string_value(json_object_get(prod, "type"));
     const char *status = json_string_value(json_object_get(pol, "status"));
     if (type == NULL || strcmp(type, "medical") != 0)
-        return bad(c, MESH_ETOOL, "policy %s is a %s policy: fee.calc settles medical policies", no,
-                   type ? type : "unknown");
+        return tools_fail(c->err, c->err_size, MESH_ETOOL,
+                          "policy %s is a %s policy: fee.calc settles medical policies", no,
+                          type ? type : "unknown");
     if (status == NULL || strcmp(status, "active") != 0)
-        return bad(c, MESH_ETOOL, "policy %s is %s: no settlement on a policy not in force", no,
-                   status ? status : "unknown");
+        return tools_fail(c->err, c->err_size, MESH_ETOOL,
+                          "policy %s is %s: no settlement on a policy not in force", no,
+                          status ? status : "unknown");
 
     int64_t ded, ded_used, lim, lim_used, ppm;
     bool has_social = json_is_true(json_object_get(pol, "social_insurance"));
@@ -93,7 +80,8 @@ static int policy_terms(call_t *c, const tools_data_t *d, const char *no, bool s
         tools_money_from_json(json_object_get(prod, "limit"), &lim) != 0 ||
         tools_money_from_json(json_object_get(pol, "limit_used"), &lim_used) != 0 ||
         tools_ratio_from_json(ratio, &ppm) != 0)
-        return bad(c, MESH_ETOOL, "policy %s: product %s terms are incomplete", no, pid);
+        return tools_fail(c->err, c->err_size, MESH_ETOOL,
+                          "policy %s: product %s terms are incomplete", no, pid);
     t->deductible_remaining = ded > ded_used ? ded - ded_used : 0;
     t->ratio_ppm = ppm;
     t->has_limit = true;
@@ -117,20 +105,23 @@ static int resolve_terms(call_t *c, const tools_data_t *d, tools_fee_terms_t *t,
     *social_used = true;
     if (su != NULL) {
         if (!json_is_boolean(su))
-            return bad(c, MESH_EBADARGS, "$.social_insurance_used: must be true or false");
+            return tools_fail(c->err, c->err_size, MESH_EBADARGS,
+                              "$.social_insurance_used: must be true or false");
         *social_used = json_is_true(su);
     }
     if (no != NULL) {
         if (!json_is_string(no))
-            return bad(c, MESH_EBADARGS, "$.policy_no: must be a string");
+            return tools_fail(c->err, c->err_size, MESH_EBADARGS, "$.policy_no: must be a string");
         *policy_no = json_string_value(no);
         if ((rc = policy_terms(c, d, *policy_no, *social_used, t)) != 0)
             return rc;
     } else if (ratio == NULL) {
-        return bad(c, MESH_EBADARGS, "$.ratio: is required when policy_no is absent");
+        return tools_fail(c->err, c->err_size, MESH_EBADARGS,
+                          "$.ratio: is required when policy_no is absent");
     }
     if (ratio != NULL && tools_ratio_from_json(ratio, &t->ratio_ppm) != 0)
-        return bad(c, MESH_EBADARGS, "$.ratio: must be a number between 0 and 1");
+        return tools_fail(c->err, c->err_size, MESH_EBADARGS,
+                          "$.ratio: must be a number between 0 and 1");
     if ((rc = opt_amount(c, a, "deductible_remaining", "$", &fen, &present)) != 0)
         return rc;
     if (present)
@@ -153,11 +144,11 @@ static int parse_line(call_t *c, const json_t *l, size_t i, tools_fee_line_t *ou
     snprintf(path, sizeof(path), "$.lines[%zu]", i);
     memset(out, 0, sizeof(*out));
     if (!json_is_object(l))
-        return bad(c, MESH_EBADARGS, "%s: must be an object", path);
+        return tools_fail(c->err, c->err_size, MESH_EBADARGS, "%s: must be an object", path);
     if (!json_is_string(json_object_get(l, "item")))
-        return bad(c, MESH_EBADARGS, "%s.item: must be a string", path);
+        return tools_fail(c->err, c->err_size, MESH_EBADARGS, "%s.item: must be a string", path);
     if (json_object_get(l, "amount") == NULL)
-        return bad(c, MESH_EBADARGS, "%s.amount: is required", path);
+        return tools_fail(c->err, c->err_size, MESH_EBADARGS, "%s.amount: is required", path);
     if ((rc = opt_amount(c, l, "amount", path, &out->amount, &present)) != 0 ||
         (rc = opt_amount(c, l, "reasonable_amount", path, &out->reasonable, &present)) != 0)
         return rc;
@@ -169,14 +160,14 @@ static int parse_line(call_t *c, const json_t *l, size_t i, tools_fee_line_t *ou
 
     char x[TOOLS_MONEY_TEXT], y[TOOLS_MONEY_TEXT];
     if (out->reasonable > out->amount)
-        return bad(c, MESH_EBADARGS,
-                   "%s.reasonable_amount: %s is greater than the billed amount %s", path,
-                   tools_money_fmt(out->reasonable, x), tools_money_fmt(out->amount, y));
+        return tools_fail(c->err, c->err_size, MESH_EBADARGS,
+                          "%s.reasonable_amount: %s is greater than the billed amount %s", path,
+                          tools_money_fmt(out->reasonable, x), tools_money_fmt(out->amount, y));
     if (out->social + out->other > out->reasonable)
-        return bad(c, MESH_EBADARGS,
-                   "%s: social_paid + other_paid (%s) exceed the reasonable amount (%s)", path,
-                   tools_money_fmt(out->social + out->other, x),
-                   tools_money_fmt(out->reasonable, y));
+        return tools_fail(c->err, c->err_size, MESH_EBADARGS,
+                          "%s: social_paid + other_paid (%s) exceed the reasonable amount (%s)",
+                          path, tools_money_fmt(out->social + out->other, x),
+                          tools_money_fmt(out->reasonable, y));
     return 0;
 }
 
@@ -273,25 +264,27 @@ int tools_feecalc_tool(const tools_data_t *d, const json_t *args, json_t **resul
 
     *result = NULL;
     if (!json_is_object(args))
-        return bad(&c, MESH_EBADARGS, "$: must be an object");
+        return tools_fail(c.err, c.err_size, MESH_EBADARGS, "$: must be an object");
     const json_t *mode = json_object_get(args, "mode");
     if (mode != NULL) {
         if (json_is_string(mode) && strcmp(json_string_value(mode), "motor") == 0)
             return tools_motor_tool(d, args, result, err, err_size);
         if (!json_is_string(mode) || strcmp(json_string_value(mode), "health") != 0)
-            return bad(&c, MESH_EBADARGS, "$.mode: must be \"health\" or \"motor\"");
+            return tools_fail(c.err, c.err_size, MESH_EBADARGS,
+                              "$.mode: must be \"health\" or \"motor\"");
     }
     for (size_t k = 0; k < sizeof(MOTOR_ONLY) / sizeof(MOTOR_ONLY[0]); k++) {
         if (json_object_get(args, MOTOR_ONLY[k]) != NULL)
-            return bad(&c, MESH_EBADARGS, "$.%s: only used with mode \"motor\"", MOTOR_ONLY[k]);
+            return tools_fail(c.err, c.err_size, MESH_EBADARGS,
+                              "$.%s: only used with mode \"motor\"", MOTOR_ONLY[k]);
     }
     const json_t *arr = json_object_get(args, "lines");
     if (arr == NULL)
-        return bad(&c, MESH_EBADARGS, "$.lines: is required");
+        return tools_fail(c.err, c.err_size, MESH_EBADARGS, "$.lines: is required");
     if (!json_is_array(arr) || json_array_size(arr) == 0 ||
         json_array_size(arr) > TOOLS_FEE_LINES_MAX)
-        return bad(&c, MESH_EBADARGS, "$.lines: must be an array of 1..%d bill lines",
-                   TOOLS_FEE_LINES_MAX);
+        return tools_fail(c.err, c.err_size, MESH_EBADARGS,
+                          "$.lines: must be an array of 1..%d bill lines", TOOLS_FEE_LINES_MAX);
     n = json_array_size(arr);
     if ((rc = resolve_terms(&c, d, &terms, &policy_no, &social_used)) != 0)
         return rc;
@@ -304,7 +297,8 @@ int tools_feecalc_tool(const tools_data_t *d, const json_t *args, json_t **resul
     }
     if (tools_feecalc_compute(&terms, lines, n, &tot, &bad_line) != 0) {
         /* parse_line enforced every rule compute checks; reaching here is a bug, not input */
-        rc = bad(&c, MESH_ETOOL, "internal error settling line %zu", bad_line);
+        rc =
+            tools_fail(c.err, c.err_size, MESH_ETOOL, "internal error settling line %zu", bad_line);
         goto cleanup;
     }
     *result = result_json(arr, lines, n, &terms, &tot, policy_no, social_used);

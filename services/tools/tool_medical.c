@@ -10,7 +10,6 @@
  * is match "alias" with normalized: true; every match also carries matched,
  * the catalogue name or alias that matched.
  */
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -19,21 +18,6 @@
 #include "mesh/mesh_text.h"
 #include "tools_catalogue.h"
 #include "tools_tool.h"
-
-static int fail(char *err, size_t err_size, int code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int fail(char *err, size_t err_size, int code, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (err != NULL && err_size > 0) {
-        va_start(ap, fmt);
-        vsnprintf(err, err_size, fmt, ap);
-        va_end(ap);
-    }
-    return code;
-}
 
 static const char *match_name(tools_med_match_t how)
 {
@@ -87,20 +71,20 @@ int tools_medical_lookup(const tools_data_t *d, const json_t *args, json_t **res
 
     *result = NULL;
     if (cat == NULL)
-        return fail(err, err_size, MESH_ETOOL, "the medical catalogue is not loaded");
+        return tools_fail(err, err_size, MESH_ETOOL, "the medical catalogue is not loaded");
     if (!json_is_array(items) || json_array_size(items) == 0 ||
         json_array_size(items) > TOOLS_MED_ITEMS_MAX)
-        return fail(err, err_size, MESH_EBADARGS, "$.items: must be an array of 1..%d names",
-                    TOOLS_MED_ITEMS_MAX);
+        return tools_fail(err, err_size, MESH_EBADARGS, "$.items: must be an array of 1..%d names",
+                          TOOLS_MED_ITEMS_MAX);
     json_array_foreach(items, i, q)
     {
         /* The schema checked this already; re-checked because a NUL would cut the hash key. */
         if (!json_is_string(q) || json_string_length(q) == 0 ||
             strlen(json_string_value(q)) != json_string_length(q) ||
             mesh_utf8_len(json_string_value(q), json_string_length(q)) > TOOLS_MED_QUERY_MAX)
-            return fail(err, err_size, MESH_EBADARGS,
-                        "$.items[%zu]: must be a string of 1..%d characters without NUL", i,
-                        TOOLS_MED_QUERY_MAX);
+            return tools_fail(err, err_size, MESH_EBADARGS,
+                              "$.items[%zu]: must be a string of 1..%d characters without NUL", i,
+                              TOOLS_MED_QUERY_MAX);
     }
     out = json_array();
     if (out == NULL)

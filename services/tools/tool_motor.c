@@ -13,7 +13,6 @@
  * lines [{item, item_name {zh, en}, amount, covered_by, payable, rule, rule_zh,
  * clause}], total_payable, total_other_party, currency, note {zh, en}}.
  */
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -48,20 +47,6 @@ typedef struct {
     size_t err_size;
 } call_t;
 
-static int bad(call_t *c, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static int bad(call_t *c, int code, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (c->err != NULL && c->err_size > 0) {
-        va_start(ap, fmt);
-        vsnprintf(c->err, c->err_size, fmt, ap);
-        va_end(ap);
-    }
-    return code;
-}
-
 static int liability_index(const char *s)
 {
     for (size_t i = 0; i < sizeof(LIABILITIES) / sizeof(LIABILITIES[0]); i++) {
@@ -81,8 +66,8 @@ static int amount_arg(call_t *c, const json_t *args, const char *key, int64_t *f
     if (v == NULL)
         return 0;
     if (tools_money_from_json(v, fen) != 0)
-        return bad(c, MESH_EBADARGS, "$.%s: must be a number between 0 and %.0f", key,
-                   TOOLS_CNY_MAX);
+        return tools_fail(c->err, c->err_size, MESH_EBADARGS,
+                          "$.%s: must be a number between 0 and %.0f", key, TOOLS_CNY_MAX);
     return 0;
 }
 
@@ -90,7 +75,7 @@ static int amount_arg(call_t *c, const json_t *args, const char *key, int64_t *f
 static int data_amount(call_t *c, const json_t *v, const char *what, int64_t *fen)
 {
     if (tools_money_from_json(v, fen) != 0)
-        return bad(c, MESH_ETOOL, "motor terms incomplete: %s", what);
+        return tools_fail(c->err, c->err_size, MESH_ETOOL, "motor terms incomplete: %s", what);
     return 0;
 }
 
@@ -114,12 +99,13 @@ static int product_terms(call_t *c, const json_t *prod, const json_t *pol, int l
     if (tools_ratio_from_json(
             json_object_get(json_object_get(prod, "liability_shares"), LIABILITIES[li].id),
             &in->share_ppm) != 0)
-        return bad(c, MESH_ETOOL, "motor terms incomplete: liability_shares.%s",
-                   LIABILITIES[li].id);
+        return tools_fail(c->err, c->err_size, MESH_ETOOL,
+                          "motor terms incomplete: liability_shares.%s", LIABILITIES[li].id);
     in->deductible_ppm = 0;
     if (rates != NULL && json_object_get(rates, LIABILITIES[li].id) != NULL &&
         tools_ratio_from_json(json_object_get(rates, LIABILITIES[li].id), &in->deductible_ppm) != 0)
-        return bad(c, MESH_ETOOL, "motor terms incomplete: liability_deductible_rates");
+        return tools_fail(c->err, c->err_size, MESH_ETOOL,
+                          "motor terms incomplete: liability_deductible_rates");
     if ((rc = data_amount(c, json_object_get(covers, "third_party"), "cover_limits.third_party",
                           &in->third_party_limit)) != 0 ||
         (rc = data_amount(c, json_object_get(covers, "vehicle_damage"),
@@ -380,17 +366,20 @@ int tools_motor_tool(const tools_data_t *d, const json_t *args, json_t **result,
 
     *result = NULL;
     if (!json_is_string(no))
-        return bad(&c, MESH_EBADARGS, "$.policy_no: is required in motor mode");
+        return tools_fail(c.err, c.err_size, MESH_EBADARGS,
+                          "$.policy_no: is required in motor mode");
     if (!json_is_string(liab))
-        return bad(&c, MESH_EBADARGS, "$.liability: is required in motor mode");
+        return tools_fail(c.err, c.err_size, MESH_EBADARGS,
+                          "$.liability: is required in motor mode");
     if ((li = liability_index(json_string_value(liab))) < 0)
-        return bad(&c, MESH_EBADARGS,
-                   "$.liability: must be one of full, major, equal, minor, none "
-                   "(全责, 主责, 同责, 次责, 无责)");
+        return tools_fail(c.err, c.err_size, MESH_EBADARGS,
+                          "$.liability: must be one of full, major, equal, minor, none "
+                          "(全责, 主责, 同责, 次责, 无责)");
     if (json_object_get(args, "lines") != NULL)
-        return bad(&c, MESH_EBADARGS, "$.lines: not used in motor mode");
+        return tools_fail(c.err, c.err_size, MESH_EBADARGS, "$.lines: not used in motor mode");
     if (insured != NULL && !json_is_boolean(insured))
-        return bad(&c, MESH_EBADARGS, "$.other_party_insured: must be true or false");
+        return tools_fail(c.err, c.err_size, MESH_EBADARGS,
+                          "$.other_party_insured: must be true or false");
     in.other_party_insured = insured == NULL || json_is_true(insured);
     for (int h = 0; h < TOOLS_MOTOR_HEADS; h++) {
         if ((rc = amount_arg(&c, args, HEADS[h].arg, &in.loss[h])) != 0)
@@ -402,21 +391,24 @@ int tools_motor_tool(const tools_data_t *d, const json_t *args, json_t **result,
     const char *pno = json_string_value(no);
     const json_t *pol = d != NULL ? tools_data_policy(d, pno) : NULL;
     if (pol == NULL)
-        return bad(&c, MESH_ENOTFOUND, "policy %s not found", pno);
+        return tools_fail(c.err, c.err_size, MESH_ENOTFOUND, "policy %s not found", pno);
     const json_t *prod =
         tools_data_product(d, json_string_value(json_object_get(pol, "product_id")));
     const char *type = json_string_value(json_object_get(prod, "type"));
     const char *status = json_string_value(json_object_get(pol, "status"));
     if (type == NULL || strcmp(type, "motor") != 0)
-        return bad(&c, MESH_ETOOL, "policy %s is a %s policy: motor mode needs a motor policy", pno,
-                   type ? type : "unknown");
+        return tools_fail(c.err, c.err_size, MESH_ETOOL,
+                          "policy %s is a %s policy: motor mode needs a motor policy", pno,
+                          type ? type : "unknown");
     if (status == NULL || strcmp(status, "active") != 0)
-        return bad(&c, MESH_ETOOL, "policy %s is %s: no estimate on a policy not in force", pno,
-                   status ? status : "unknown");
+        return tools_fail(c.err, c.err_size, MESH_ETOOL,
+                          "policy %s is %s: no estimate on a policy not in force", pno,
+                          status ? status : "unknown");
     if ((rc = product_terms(&c, prod, pol, li, &in)) != 0)
         return rc;
     if (tools_motor_compute(&in, &o) != 0)
-        return bad(&c, MESH_ETOOL, "policy %s: motor terms out of range", pno);
+        return tools_fail(c.err, c.err_size, MESH_ETOOL, "policy %s: motor terms out of range",
+                          pno);
     *result = result_json(prod, pol, li, &in, &o);
     return *result != NULL ? 0 : MESH_ENOMEM;
 }

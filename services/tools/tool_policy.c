@@ -14,28 +14,12 @@
  * policy's clauses alone are some hundred values, copied at every lookup
  * before.
  */
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "mesh/mesh_err.h"
 #include "tools_tool.h"
-
-static int fail(char *err, size_t err_size, int code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int fail(char *err, size_t err_size, int code, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (err != NULL && err_size > 0) {
-        va_start(ap, fmt);
-        vsnprintf(err, err_size, fmt, ap);
-        va_end(ap);
-    }
-    return code;
-}
 
 /* Set dst_key of dst to src's key (shared, see above), or null when absent. */
 static int copy_or_null(json_t *dst, const char *dst_key, const json_t *src, const char *key)
@@ -171,13 +155,15 @@ int tools_policy_lookup(const tools_data_t *d, const json_t *args, json_t **resu
 
     *result = NULL;
     if (!json_is_string(no))
-        return fail(err, err_size, MESH_EBADARGS, "$.policy_no: must be a string");
+        return tools_fail(err, err_size, MESH_EBADARGS, "$.policy_no: must be a string");
     pol = tools_data_policy(d, json_string_value(no));
     if (pol == NULL)
-        return fail(err, err_size, MESH_ENOTFOUND, "policy %s not found", json_string_value(no));
+        return tools_fail(err, err_size, MESH_ENOTFOUND, "policy %s not found",
+                          json_string_value(no));
     prod = tools_data_product(d, json_string_value(json_object_get(pol, "product_id")));
     if (prod == NULL) /* validated at load: the data set is inconsistent */
-        return fail(err, err_size, MESH_ETOOL, "policy %s: product missing", json_string_value(no));
+        return tools_fail(err, err_size, MESH_ETOOL, "policy %s: product missing",
+                          json_string_value(no));
     *result = build(d, pol, prod);
     return *result != NULL ? 0 : MESH_ENOMEM;
 }

@@ -31,10 +31,7 @@ static int join_path(char *out, size_t out_size, const char *dir, const char *na
     return (n < 0 || (size_t)n >= out_size) ? MESH_ECONFIG : 0;
 }
 
-static void set_err(char *err, size_t err_size, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t err_size, const char *fmt, ...)
+void tools_errf(char *err, size_t err_size, const char *fmt, ...)
 {
     va_list ap;
 
@@ -45,6 +42,18 @@ static void set_err(char *err, size_t err_size, const char *fmt, ...)
     va_end(ap);
 }
 
+int tools_fail(char *err, size_t err_size, int code, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (err != NULL && err_size > 0) {
+        va_start(ap, fmt);
+        vsnprintf(err, err_size, fmt, ap);
+        va_end(ap);
+    }
+    return code;
+}
+
 int tools_data_read_json(const char *path, long max_bytes, json_t **out, char *err, size_t err_size)
 {
     struct stat st;
@@ -52,20 +61,20 @@ int tools_data_read_json(const char *path, long max_bytes, json_t **out, char *e
 
     *out = NULL;
     if (stat(path, &st) != 0) {
-        set_err(err, err_size, "%s: cannot read: %s", path, strerror(errno));
+        tools_errf(err, err_size, "%s: cannot read: %s", path, strerror(errno));
         return MESH_EIO;
     }
     if (!S_ISREG(st.st_mode)) {
-        set_err(err, err_size, "%s: not a regular file", path);
+        tools_errf(err, err_size, "%s: not a regular file", path);
         return MESH_EIO;
     }
     if (st.st_size > max_bytes) {
-        set_err(err, err_size, "%s: larger than %ld bytes", path, max_bytes);
+        tools_errf(err, err_size, "%s: larger than %ld bytes", path, max_bytes);
         return MESH_ECONFIG;
     }
     *out = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
     if (*out == NULL) {
-        set_err(err, err_size, "%s:%d:%d: invalid JSON: %s", path, je.line, je.column, je.text);
+        tools_errf(err, err_size, "%s:%d:%d: invalid JSON: %s", path, je.line, je.column, je.text);
         return MESH_ECONFIG;
     }
     return 0;
@@ -102,7 +111,7 @@ static int list_products(const char *pdir, char ***names_out, size_t *n_out, cha
     *names_out = NULL;
     *n_out = 0;
     if (dh == NULL) {
-        set_err(err, err_size, "%s: cannot open directory: %s", pdir, strerror(errno));
+        tools_errf(err, err_size, "%s: cannot open directory: %s", pdir, strerror(errno));
         return MESH_EIO;
     }
     names = calloc(TOOLS_PRODUCTS_MAX, sizeof(*names));
@@ -114,7 +123,7 @@ static int list_products(const char *pdir, char ***names_out, size_t *n_out, cha
         if (!has_json_suffix(de->d_name))
             continue;
         if (n == TOOLS_PRODUCTS_MAX) {
-            set_err(err, err_size, "%s: more than %d product files", pdir, TOOLS_PRODUCTS_MAX);
+            tools_errf(err, err_size, "%s: more than %d product files", pdir, TOOLS_PRODUCTS_MAX);
             rc = MESH_ECONFIG;
             goto cleanup;
         }
@@ -126,7 +135,7 @@ static int list_products(const char *pdir, char ***names_out, size_t *n_out, cha
         n++;
     }
     if (n == 0) {
-        set_err(err, err_size, "%s: no product files (*.json)", pdir);
+        tools_errf(err, err_size, "%s: no product files (*.json)", pdir);
         rc = MESH_ECONFIG;
         goto cleanup;
     }
@@ -169,7 +178,7 @@ static int load_catalogue(tools_data_t *d, const char *dir, char *err, size_t er
     int rc;
 
     if ((rc = join_path(path, sizeof(path), dir, CATALOGUE_FILE)) != 0) {
-        set_err(err, err_size, "%s: path too long", dir);
+        tools_errf(err, err_size, "%s: path too long", dir);
         return rc;
     }
     if ((rc = read_json(path, &root, err, err_size)) != 0)
@@ -189,7 +198,7 @@ static int load_products(tools_data_t *d, const char *dir, char *err, size_t err
     int rc;
 
     if ((rc = join_path(pdir, sizeof(pdir), dir, PRODUCTS_SUBDIR)) != 0) {
-        set_err(err, err_size, "%s: path too long", dir);
+        tools_errf(err, err_size, "%s: path too long", dir);
         return rc;
     }
     if ((rc = list_products(pdir, &names, &n, err, err_size)) != 0)
@@ -199,7 +208,7 @@ static int load_products(tools_data_t *d, const char *dir, char *err, size_t err
         tools_check_t c;
 
         if ((rc = join_path(path, sizeof(path), pdir, names[i])) != 0) {
-            set_err(err, err_size, "%s: path too long", pdir);
+            tools_errf(err, err_size, "%s: path too long", pdir);
             break;
         }
         if ((rc = read_json(path, &product, err, err_size)) != 0)
@@ -233,7 +242,7 @@ int tools_data_load(const char *dir, tools_data_t **out, char *err, size_t err_s
     if (err != NULL && err_size > 0)
         err[0] = '\0';
     if (dir == NULL || dir[0] == '\0') {
-        set_err(err, err_size, "MESH_DATA_DIR: empty");
+        tools_errf(err, err_size, "MESH_DATA_DIR: empty");
         return MESH_ECONFIG;
     }
     d = calloc(1, sizeof(*d));
@@ -277,7 +286,7 @@ int tools_data_load(const char *dir, tools_data_t **out, char *err, size_t err_s
     return 0;
 cleanup:
     if (rc == MESH_ENOMEM)
-        set_err(err, err_size, "%s: out of memory while loading", dir);
+        tools_errf(err, err_size, "%s: out of memory while loading", dir);
     tools_data_destroy(&d);
     return rc;
 }

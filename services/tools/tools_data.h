@@ -76,4 +76,13 @@ const char *tools_data_as_of(const tools_data_t *d);
 int tools_data_read_json(const char *path, long max_bytes, json_t **out, char *err,
                          size_t err_size);
 
+/* printf into err[0..err_size) (nothing when err is NULL): the loaders' and
+ * the registry's "file: field: reason" messages. */
+void tools_errf(char *err, size_t err_size, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* tools_errf, then return code: a tool's "bad arguments" / "tool failed" exit. */
+int tools_fail(char *err, size_t err_size, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
 #endif

@@ -1,7 +1,6 @@
 /* tools_registry.c - tool dispatch and the service ops (tools_registry.h). */
 #include "tools_registry.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +10,7 @@
 #include "mesh/mesh_log.h"
 #include "mesh/mesh_schema.h"
 #include "tools_catalogue.h"
+#include "tools_data.h"
 #include "tools_tool.h"
 #include "tools_training.h"
 
@@ -43,20 +43,6 @@ static tools_tool_fn impl_find(const char *name)
     return NULL;
 }
 
-static void set_err(char *err, size_t err_size, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t err_size, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (err == NULL || err_size == 0)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err, err_size, fmt, ap);
-    va_end(ap);
-}
-
 tools_registry_t *tools_registry_new(void)
 {
     return calloc(1, sizeof(tools_registry_t));
@@ -80,8 +66,8 @@ static int build_list(const tools_data_t *d, const char *dir, json_t **out, char
         if (tools_data_tool(d, name) != t)
             continue; /* served by another service (memory, router) */
         if (impl_find(name) == NULL) {
-            set_err(err, err_size, "%s/tools.json: [%zu].name: no implementation for tool '%s'",
-                    dir, i, name);
+            tools_errf(err, err_size, "%s/tools.json: [%zu].name: no implementation for tool '%s'",
+                       dir, i, name);
             json_decref(arr);
             return MESH_ECONFIG;
         }
@@ -197,7 +183,7 @@ int tools_registry_call(const tools_registry_t *r, const char *name, const json_
 
 static int malformed(char *err, size_t err_size, const char *what)
 {
-    set_err(err, err_size, "%s", what);
+    tools_errf(err, err_size, "%s", what);
     mesh_log_warn(LOG_SUBSYS, "tool.call refused: %s", what);
     return MESH_EPROTO;
 }
@@ -224,7 +210,7 @@ static int handle_call(const tools_registry_t *r, const json_t *args, json_t **d
 
     int rc = tools_registry_call(r, json_string_value(name), arguments, data);
     if (rc != 0) {
-        set_err(err, err_size, "%s", mesh_strerror(rc));
+        tools_errf(err, err_size, "%s", mesh_strerror(rc));
         return rc;
     }
     /* An outcome is data, not a fault: the line is info, so build it only when it is written. */
@@ -246,7 +232,7 @@ int tools_registry_handle(const tools_registry_t *r, const char *op, const json_
     if (err != NULL && err_size > 0)
         err[0] = '\0';
     if (r->data == NULL) {
-        set_err(err, err_size, "tools data not loaded");
+        tools_errf(err, err_size, "tools data not loaded");
         return MESH_EUNAVAIL;
     }
     if (strcmp(op, "tool.list") == 0) {
@@ -258,7 +244,7 @@ int tools_registry_handle(const tools_registry_t *r, const char *op, const json_
 
     char safe[SANITIZED_MAX];
     mesh_log_sanitize(op, strlen(op), safe, sizeof(safe));
-    set_err(err, err_size, "unknown op '%s' for service tools", safe);
+    tools_errf(err, err_size, "unknown op '%s' for service tools", safe);
     mesh_log_warn(LOG_SUBSYS, "unknown op '%s'", safe);
     return MESH_EUNKNOWNOP;
 }

@@ -13,7 +13,6 @@
  */
 #include "tools_training.h"
 
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -46,20 +45,6 @@ static const char *const s_effects[] = {"resolve", "progress", "stall", "harden"
 static const char *const s_qualities[] = {"good", "neutral", "poor", NULL};
 
 /* ---- helpers ---- */
-
-static void set_err(char *err, size_t err_size, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t err_size, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (err == NULL || err_size == 0)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err, err_size, fmt, ap);
-    va_end(ap);
-}
 
 static int read_file_json(const char *path, json_t **out, char *err, size_t err_size)
 {
@@ -467,7 +452,7 @@ static int load_one(const char *dir, const char *name, json_t **out, char *path,
     int n = snprintf(path, path_size, "%s%s%s/%s", dir, sep, TRAINING_SUBDIR, name);
 
     if (n < 0 || (size_t)n >= path_size) {
-        set_err(err, err_size, "%s: path too long", dir);
+        tools_errf(err, err_size, "%s: path too long", dir);
         return MESH_ECONFIG;
     }
     return read_file_json(path, out, err, err_size);
@@ -485,7 +470,7 @@ int tools_training_load(const char *data_dir, tools_training_t **out, char *err,
     if (err != NULL && err_size > 0)
         err[0] = '\0';
     if (data_dir == NULL || data_dir[0] == '\0') {
-        set_err(err, err_size, "MESH_DATA_DIR: empty");
+        tools_errf(err, err_size, "MESH_DATA_DIR: empty");
         return MESH_ECONFIG;
     }
     t = calloc(1, sizeof(*t));
@@ -527,7 +512,7 @@ int tools_training_load(const char *data_dir, tools_training_t **out, char *err,
     t = NULL;
 cleanup:
     if (rc == MESH_ENOMEM)
-        set_err(err, err_size, "%s/%s: out of memory while loading", data_dir, TRAINING_SUBDIR);
+        tools_errf(err, err_size, "%s/%s: out of memory while loading", data_dir, TRAINING_SUBDIR);
     json_decref(strategies);
     tools_training_destroy(&t);
     return rc;
@@ -698,20 +683,20 @@ static int choose_objections(const tools_training_t *t, const json_t *persona, c
         size_t i;
         const json_t *v;
         if (json_array_size(set) > TRAINING_SET_MAX) {
-            set_err(err, err_size, "objection_set: more than %d objections", TRAINING_SET_MAX);
+            tools_errf(err, err_size, "objection_set: more than %d objections", TRAINING_SET_MAX);
             return MESH_EBADARGS;
         }
         json_array_foreach(set, i, v)
         {
             const char *id = json_string_value(v);
             if (id == NULL || json_object_get(t->by_id, id) == NULL) {
-                set_err(err, err_size, "objection_set[%zu]: unknown objection", i);
+                tools_errf(err, err_size, "objection_set[%zu]: unknown objection", i);
                 return MESH_EBADARGS;
             }
             size_t before = *n;
             add_id(ids, n, TRAINING_SET_MAX, id);
             if (*n == before) {
-                set_err(err, err_size, "objection_set[%zu]: duplicate objection '%s'", i, id);
+                tools_errf(err, err_size, "objection_set[%zu]: duplicate objection '%s'", i, id);
                 return MESH_EBADARGS;
             }
         }
@@ -815,18 +800,18 @@ int tools_training_build(const tools_training_t *t, const json_t *product, const
     const json_t *seed = json_object_get(args, "seed");
     if (!json_is_string(seed) || json_string_length(seed) == 0 ||
         json_string_length(seed) > TRAINING_SEED_MAX) {
-        set_err(err, err_size, "seed: must be a string of 1 to %d bytes", TRAINING_SEED_MAX);
+        tools_errf(err, err_size, "seed: must be a string of 1 to %d bytes", TRAINING_SEED_MAX);
         return MESH_EBADARGS;
     }
     const json_t *set = json_object_get(args, "objection_set");
     if (set != NULL && !json_is_array(set)) {
-        set_err(err, err_size, "objection_set: must be an array");
+        tools_errf(err, err_size, "objection_set: must be an array");
         return MESH_EBADARGS;
     }
     const char *ptype = s_of(product, "type");
     if (strcmp(ptype, s_of(t->objections, "product_type")) != 0) {
-        set_err(err, err_size, "product_id: training covers %s products only",
-                s_of(t->objections, "product_type"));
+        tools_errf(err, err_size, "product_id: training covers %s products only",
+                   s_of(t->objections, "product_type"));
         return MESH_EBADARGS;
     }
     rng_seed(&r, json_string_value(seed), json_string_length(seed));
@@ -858,7 +843,7 @@ int tools_training_build(const tools_training_t *t, const json_t *product, const
     rc = *result != NULL ? 0 : MESH_ENOMEM;
 cleanup:
     if (rc == MESH_ENOMEM)
-        set_err(err, err_size, "out of memory");
+        tools_errf(err, err_size, "out of memory");
     json_decref(persona);
     json_decref(objs);
     json_decref(summary);
@@ -870,17 +855,17 @@ int tools_training_scenario(const tools_data_t *d, const json_t *args, json_t **
 {
     *result = NULL;
     if (d->training == NULL) {
-        set_err(err, err_size, "training data not loaded");
+        tools_errf(err, err_size, "training data not loaded");
         return MESH_ETOOL;
     }
     const char *pid = json_string_value(json_object_get(args, "product_id"));
     if (pid == NULL) {
-        set_err(err, err_size, "product_id: required");
+        tools_errf(err, err_size, "product_id: required");
         return MESH_EBADARGS;
     }
     const json_t *product = tools_data_product(d, pid);
     if (product == NULL) {
-        set_err(err, err_size, "product_id: unknown product");
+        tools_errf(err, err_size, "product_id: unknown product");
         return MESH_ENOTFOUND;
     }
     return tools_training_build(d->training, product, args, result, err, err_size);
