@@ -21,6 +21,7 @@
 #include "rules.h"
 #include "rules_intake.h"
 #include "mesh_harness.h"
+#include "test_rules_driver.h"
 
 /* ---- extraction tables ---- */
 
@@ -174,32 +175,11 @@ static void test_split_numbered(void **st)
 /* ---- a conversation driven through the engine ---- */
 
 typedef struct {
-    json_t *messages; /* wire-format history */
-    json_t *state;    /* {slots, mode, records, handoff, handoff_reason} */
-    const char *lang;
-    int registers;       /* claim.register calls */
-    int fees;            /* fee.calc calls */
-    int steps;           /* engine steps of the last turn */
-    size_t last_n_calls; /* calls of the first step of the last turn */
+    rd_conv_t d;
+    int registers; /* claim.register calls */
+    int fees;      /* fee.calc calls */
     json_t *reg_args, *fee_args;
-    char reply[16384];
 } conv_t;
-
-static void conv_init(conv_t *c, const char *lang)
-{
-    memset(c, 0, sizeof(*c));
-    c->messages = json_array();
-    c->state = json_pack("{s:{}, s:{}}", "slots", "records");
-    c->lang = lang;
-}
-
-static void conv_free(conv_t *c)
-{
-    json_decref(c->messages);
-    json_decref(c->state);
-    json_decref(c->reg_args);
-    json_decref(c->fee_args);
-}
 
 /* The shape of the tools service's fee.calc motor result (services/tools/tool_motor.c):
  * insured not liable, own damage 3,000, the other party insured. */
@@ -213,31 +193,11 @@ static const char *FEE_RESULT =
     "\"other_party_third_party\",\"payable\":1000,\"rule\":\"1000 x 100%\",\"rule_zh\":"
     "\"按对方责任比例\",\"clause\":\"2.2\"}],\"total_payable\":0,\"total_other_party\":3000}";
 
-/* Apply state.update the way the router does; return the result text. */
-static char *router_state_update(conv_t *c, const json_t *a)
+static char *run_tool(rd_conv_t *d, const llm_rules_call_t *tc, bool *ok)
 {
-    json_t *slots = json_object_get(c->state, "slots");
-    mh_json_merge(slots, json_object_get(a, "slots"));
-    json_t *records = json_object_get(c->state, "records");
-    mh_json_merge(records, json_object_get(a, "records"));
-    const json_t *m = json_object_get(a, "mode");
-    if (json_is_string(m))
-        json_object_set(c->state, "mode", (json_t *)m);
-    const json_t *h = json_object_get(a, "handoff");
-    if (json_is_object(h)) {
-        json_object_set_new(c->state, "handoff", json_string("pending"));
-        json_object_set(c->state, "handoff_reason", json_object_get(h, "reason"));
-    }
-    json_t *res = json_pack("{s:O}", "slots", slots);
-    char *s = json_dumps(res, JSON_COMPACT);
-    json_decref(res);
-    return s;
-}
-
-static char *run_tool(conv_t *c, const char *name, const json_t *a)
-{
-    if (strcmp(name, "state.update") == 0)
-        return router_state_update(c, a);
+    conv_t *c = (conv_t *)d; /* d is c's first member */
+    const char *name = tc->name;
+    const json_t *a = tc->arguments;
     if (strcmp(name, "claim.register") == 0) {
         c->registers++;
         json_decref(c->reg_args);
@@ -256,86 +216,43 @@ static char *run_tool(conv_t *c, const char *name, const json_t *a)
         c->fee_args = json_deep_copy(a);
         return strdup(FEE_RESULT);
     }
-    fail_msg("unexpected tool %s", name);
-    return NULL;
+    return rd_tool_default(d, tc, ok);
 }
 
-/* One customer turn: run the engine until it answers with text (at most 6 steps). */
+static const char *const TOOLS[] = {"policy.lookup", "state.update", "claim.register", "fee.calc",
+                                    NULL};
+
+static void conv_init(conv_t *c, const char *lang)
+{
+    memset(c, 0, sizeof(*c));
+    rd_conv_init(&c->d, "claims_intake", llm_rules_claims_intake, lang, NULL);
+    c->d.tier = "large";
+    c->d.system = "intake";
+    c->d.tools = TOOLS;
+    c->d.tool = run_tool;
+    c->d.trace_env = "INTAKE_TRACE"; /* print the conversation (for the docs) */
+}
+
+static void conv_free(conv_t *c)
+{
+    rd_conv_free(&c->d);
+    json_decref(c->reg_args);
+    json_decref(c->fee_args);
+}
+
 static const char *say(conv_t *c, const char *text)
 {
-    json_array_append_new(c->messages, json_pack("{s:s, s:s}", "role", "user", "text", text));
-    c->steps = 0;
-    for (int step = 0; step < 6; step++) {
-        json_t *args =
-            json_pack("{s:s, s:s, s:s, s:s, s:O, s:O, s:[{s:s},{s:s},{s:s},{s:s}]}", "agent",
-                      "claims_intake", "tier", "large", "system", "intake", "lang", c->lang,
-                      "messages", c->messages, "state", c->state, "tools", "name", "policy.lookup",
-                      "name", "state.update", "name", "claim.register", "name", "fee.calc");
-        assert_non_null(args);
-        llm_parsed_t p;
-        char err[256];
-        assert_int_equal(llm_call_parse("t", args, 1000000, &p, err, sizeof(err)), 0);
-        llm_rules_out_t out;
-        llm_rules_out_init(&out);
-        assert_int_equal(llm_rules_claims_intake(&p.call, &out), 0);
-        c->steps++;
-        if (out.type == LLM_RESULT_TEXT) {
-            snprintf(c->reply, sizeof(c->reply), "%s", llm_buf_str(&out.text));
-            if (getenv("INTAKE_TRACE") != NULL) /* print the conversation (for the docs) */
-                printf("> %s\n< %s\n\n", text, c->reply);
-            json_array_append_new(c->messages,
-                                  json_pack("{s:s, s:s}", "role", "assistant", "text", c->reply));
-            llm_rules_out_clear(&out);
-            llm_call_clear(&p);
-            json_decref(args);
-            return c->reply;
-        }
-        if (step == 0)
-            c->last_n_calls = out.n_calls;
-        json_t *calls = json_array();
-        for (size_t i = 0; i < out.n_calls; i++)
-            json_array_append_new(calls, json_pack("{s:s, s:s, s:O}", "id", out.calls[i].id, "name",
-                                                   out.calls[i].name, "arguments",
-                                                   out.calls[i].arguments));
-        json_array_append_new(c->messages, json_pack("{s:s, s:s, s:o}", "role", "assistant", "text",
-                                                     "", "tool_calls", calls));
-        for (size_t i = 0; i < out.n_calls; i++) {
-            char *res = run_tool(c, out.calls[i].name, out.calls[i].arguments);
-            json_array_append_new(c->messages,
-                                  json_pack("{s:s, s:s, s:s, s:s, s:b}", "role", "tool", "name",
-                                            out.calls[i].name, "tool_call_id", out.calls[i].id,
-                                            "text", res, "ok", 1));
-            free(res);
-        }
-        llm_rules_out_clear(&out);
-        llm_call_clear(&p);
-        json_decref(args);
-    }
-    fail_msg("no text answer within 6 steps");
-    return NULL;
+    return rd_say(&c->d, text);
 }
 
 static const char *slot(conv_t *c, const char *name)
 {
-    return json_string_value(json_object_get(json_object_get(c->state, "slots"), name));
+    return rd_slot(&c->d, name);
 }
 
 static const char *mode(conv_t *c)
 {
-    const char *m = json_string_value(json_object_get(c->state, "mode"));
-    return m ? m : "";
-}
-
-static void assert_has(const char *s, const char *needle)
-{
-    if (strstr(s, needle) == NULL)
-        fail_msg("'%s' not in:\n%s", needle, s);
-}
-
-static void assert_hasnt(const char *s, const char *needle)
-{
-    if (strstr(s, needle) != NULL)
-        fail_msg("'%s' unexpectedly in:\n%s", needle, s);
+    return rd_mode(&c->d);
 }
 
 /* Seed scenario 1: batch mode on request, then one reply answering everything. */
@@ -345,9 +262,9 @@ static void test_batch_mode(void **st)
     conv_t c;
     conv_init(&c, "zh");
     const char *r = say(&c, "我要报案");
-    assert_has(r, "车险报案助手");
-    assert_has(r, "什么时候");
-    assert_int_equal(c.steps, 2);
+    rd_assert_has(r, "车险报案助手");
+    rd_assert_has(r, "什么时候");
+    assert_int_equal(c.d.steps, 2);
 
     r = say(&c, "昨天下午三点在延安路和人追尾了，对方全责，车灯坏了，没人受伤");
     assert_string_equal(slot(&c, "accident_time"), "昨天下午三点");
@@ -356,20 +273,20 @@ static void test_batch_mode(void **st)
     assert_string_equal(slot(&c, "damage"), "车灯坏了");
     assert_string_equal(slot(&c, "injuries"), "none");
     assert_non_null(slot(&c, "description"));
-    assert_has(r, "已记录");
-    assert_has(r, "车牌"); /* the other party was mentioned: its plate comes next */
+    rd_assert_has(r, "已记录");
+    rd_assert_has(r, "车牌"); /* the other party was mentioned: its plate comes next */
 
     r = say(&c, "我现在有点忙，你一次性把问题发我");
     assert_string_equal(mode(&c), "batch");
     /* plates, police, damage amount, contact, policy number; not the third party's amount
      * (the insured has no liability) */
-    assert_has(r, "1. ");
-    assert_has(r, "5. ");
-    assert_hasnt(r, "6. ");
-    assert_has(r, "车牌");
-    assert_has(r, "交警");
-    assert_has(r, "保单号");
-    assert_hasnt(r, "对方车辆的损失");
+    rd_assert_has(r, "1. ");
+    rd_assert_has(r, "5. ");
+    rd_assert_hasnt(r, "6. ");
+    rd_assert_has(r, "车牌");
+    rd_assert_has(r, "交警");
+    rd_assert_has(r, "保单号");
+    rd_assert_hasnt(r, "对方车辆的损失");
 
     r = say(&c, "1. 沪A12345，对方沪B67890 2. 来了 3. 3000元 4. 13800138000 5. P10003");
     assert_string_equal(slot(&c, "plates"), "沪A12345、沪B67890");
@@ -378,15 +295,15 @@ static void test_batch_mode(void **st)
     assert_string_equal(slot(&c, "contact"), "13800138000");
     assert_string_equal(slot(&c, "policy_no"), "P10003");
     assert_string_equal(mode(&c), "confirm");
-    assert_has(r, "请核对");
-    assert_has(r, "延安路");
-    assert_has(r, "无责");
-    assert_has(r, "确认");
+    rd_assert_has(r, "请核对");
+    rd_assert_has(r, "延安路");
+    rd_assert_has(r, "无责");
+    rd_assert_has(r, "确认");
     assert_int_equal(c.registers, 0);
 
     r = say(&c, "确认");
-    assert_int_equal(c.last_n_calls, 2); /* claim.register + fee.calc in one step */
-    assert_int_equal(c.steps, 3);
+    assert_int_equal(c.d.first_n_calls, 2); /* claim.register + fee.calc in one step */
+    assert_int_equal(c.d.steps, 3);
     assert_int_equal(c.registers, 1);
     assert_int_equal(c.fees, 1);
     assert_string_equal(json_string_value(json_object_get(c.reg_args, "kind")), "motor");
@@ -400,23 +317,23 @@ static void test_batch_mode(void **st)
     assert_true(json_number_value(json_object_get(c.fee_args, "third_party_property")) == 0.0);
     assert_string_equal(mode(&c), "done");
     assert_string_equal(
-        json_string_value(json_object_get(json_object_get(c.state, "records"), "claim_no")),
+        json_string_value(json_object_get(json_object_get(c.d.state, "records"), "claim_no")),
         "CLM20261129000001");
-    assert_has(r, "CLM20261129000001");
-    assert_has(r, "责任建议");
-    assert_has(r, "无责");
-    assert_has(r, "主责70%");        /* the criteria */
-    assert_has(r, "财产损失2000元"); /* 交强险 limits with liability */
-    assert_has(r, "财产损失100元");  /* and without */
-    assert_has(r, "仅为估算");
-    assert_has(r, "对方交强险预估赔付 2,000元");
-    assert_has(r, "您的保单预估赔付合计：0元；对方保险公司预估赔付：3,000元");
+    rd_assert_has(r, "CLM20261129000001");
+    rd_assert_has(r, "责任建议");
+    rd_assert_has(r, "无责");
+    rd_assert_has(r, "主责70%");        /* the criteria */
+    rd_assert_has(r, "财产损失2000元"); /* 交强险 limits with liability */
+    rd_assert_has(r, "财产损失100元");  /* and without */
+    rd_assert_has(r, "仅为估算");
+    rd_assert_has(r, "对方交强险预估赔付 2,000元");
+    rd_assert_has(r, "您的保单预估赔付合计：0元；对方保险公司预估赔付：3,000元");
 
     /* a second confirmation: the tool answers created=false, same number, said so */
     r = say(&c, "确认");
     assert_int_equal(c.registers, 2);
-    assert_has(r, "CLM20261129000001");
-    assert_has(r, "不会重复报案");
+    rd_assert_has(r, "CLM20261129000001");
+    rd_assert_has(r, "不会重复报案");
     conv_free(&c);
 }
 
@@ -429,40 +346,40 @@ static void test_out_of_order(void **st)
     const char *r = say(&c, "我要报案，今天早上8点在中山路被追尾了");
     assert_string_equal(slot(&c, "accident_time"), "今天早上8点");
     assert_string_equal(slot(&c, "place"), "中山路");
-    assert_has(r, "车牌"); /* description known; plates next by default order */
+    rd_assert_has(r, "车牌"); /* description known; plates next by default order */
 
     /* asked for plates, answers about the police and liability instead */
     r = say(&c, "交警来了，定了对方全责");
     assert_string_equal(slot(&c, "police"), "yes");
     assert_string_equal(slot(&c, "liability"), "none");
     assert_null(slot(&c, "plates"));
-    assert_has(r, "车牌"); /* still missing: asked again */
+    rd_assert_has(r, "车牌"); /* still missing: asked again */
 
     r = say(&c, "我的车是浙A11111，对方的车牌是浙B22222");
     assert_string_equal(slot(&c, "plates"), "浙A11111、浙B22222");
-    assert_has(r, "受伤");
+    rd_assert_has(r, "受伤");
 
     /* talks about the repair: the repair questions come before the default order */
     r = say(&c, "没人受伤，后保险杠撞凹了，4S店说修要2000块");
     assert_string_equal(slot(&c, "injuries"), "none");
     assert_string_equal(slot(&c, "damage_amount"), "2000");
     assert_non_null(slot(&c, "damage"));
-    assert_has(r, "电话");
+    rd_assert_has(r, "电话");
 
     r = say(&c, "保单号P10003，电话13900001111");
     assert_string_equal(mode(&c), "confirm");
-    assert_has(r, "中山路");
+    rd_assert_has(r, "中山路");
 
     /* a correction in confirm mode re-reads the summary, no claim yet */
     r = say(&c, "不对，地点是在中山路和延安路路口");
     assert_string_equal(slot(&c, "place"), "中山路和延安路路口");
     assert_string_equal(mode(&c), "confirm");
     assert_int_equal(c.registers, 0);
-    assert_has(r, "中山路和延安路路口");
+    rd_assert_has(r, "中山路和延安路路口");
 
     r = say(&c, "没问题");
     assert_int_equal(c.registers, 1);
-    assert_has(r, "CLM20261129000001");
+    rd_assert_has(r, "CLM20261129000001");
     conv_free(&c);
 }
 
@@ -472,15 +389,15 @@ static void test_handoff_injury(void **st)
     conv_t c;
     conv_init(&c, "zh");
     const char *r = say(&c, "刚才在人民路撞了一个骑电动车的，对方受伤了");
-    assert_string_equal(json_string_value(json_object_get(c.state, "handoff")), "pending");
-    assert_has(json_string_value(json_object_get(c.state, "handoff_reason")), "injury");
+    assert_string_equal(json_string_value(json_object_get(c.d.state, "handoff")), "pending");
+    rd_assert_has(json_string_value(json_object_get(c.d.state, "handoff_reason")), "injury");
     assert_string_equal(slot(&c, "injuries"), "injured");
     assert_string_equal(slot(&c, "place"), "人民路");
-    assert_has(r, "人工");
-    assert_has(r, "同事");
+    rd_assert_has(r, "人工");
+    rd_assert_has(r, "同事");
     /* without the router's gate the engine still does not carry on the intake */
     r = say(&c, "P10003");
-    assert_has(r, "同事");
+    rd_assert_has(r, "同事");
     assert_int_equal(c.registers, 0);
     conv_free(&c);
 }
@@ -492,17 +409,19 @@ static void test_handoff_dispute_and_request(void **st)
     conv_init(&c, "zh");
     say(&c, "我要报案");
     const char *r = say(&c, "我不同意对方全责的说法，对方不认");
-    assert_string_equal(json_string_value(json_object_get(c.state, "handoff")), "pending");
-    assert_has(json_string_value(json_object_get(c.state, "handoff_reason")), "liability_dispute");
+    assert_string_equal(json_string_value(json_object_get(c.d.state, "handoff")), "pending");
+    rd_assert_has(json_string_value(json_object_get(c.d.state, "handoff_reason")),
+                  "liability_dispute");
     assert_null(slot(&c, "liability")); /* a disputed liability is not recorded */
-    assert_has(r, "同事");
+    rd_assert_has(r, "同事");
     conv_free(&c);
 
     conv_init(&c, "en");
     r = say(&c, "I had an accident, can I talk to a human?");
-    assert_string_equal(json_string_value(json_object_get(c.state, "handoff")), "pending");
-    assert_has(json_string_value(json_object_get(c.state, "handoff_reason")), "customer_request");
-    assert_has(r, "colleague");
+    assert_string_equal(json_string_value(json_object_get(c.d.state, "handoff")), "pending");
+    rd_assert_has(json_string_value(json_object_get(c.d.state, "handoff_reason")),
+                  "customer_request");
+    rd_assert_has(r, "colleague");
     conv_free(&c);
 }
 
@@ -515,10 +434,10 @@ static void test_english(void **st)
                             "Yan'an Road, my rear bumper is damaged and nobody was hurt");
     assert_string_equal(slot(&c, "place"), "Yan'an Road");
     assert_string_equal(slot(&c, "injuries"), "none");
-    assert_has(r, "Noted");
+    rd_assert_has(r, "Noted");
     r = say(&c, "send me all the questions at once");
     assert_string_equal(mode(&c), "batch");
-    assert_has(r, "1. ");
+    rd_assert_has(r, "1. ");
     /* unnumbered answers in any order */
     r = say(&c, "policy P10003, phone 13800138000, plates 沪A12345 and 沪C99999, the police came "
                 "and said the other driver was fully at fault, repair will cost about 1500 yuan");
@@ -526,13 +445,13 @@ static void test_english(void **st)
     assert_string_equal(slot(&c, "police"), "yes");
     assert_string_equal(slot(&c, "damage_amount"), "1500");
     assert_string_equal(mode(&c), "confirm");
-    assert_has(r, "Is this correct?");
+    rd_assert_has(r, "Is this correct?");
     r = say(&c, "yes");
     assert_int_equal(c.registers, 1);
-    assert_has(r, "claim number is CLM20261129000001");
-    assert_has(r, "ESTIMATE");
-    assert_has(r, "major 70%");
-    assert_has(r, "the other party's compulsory insurance pays CNY 2,000");
+    rd_assert_has(r, "claim number is CLM20261129000001");
+    rd_assert_has(r, "ESTIMATE");
+    rd_assert_has(r, "major 70%");
+    rd_assert_has(r, "the other party's compulsory insurance pays CNY 2,000");
     conv_free(&c);
 }
 
@@ -553,7 +472,7 @@ static void test_liability_suggestion(void **st)
     llm_buf_t b;
     llm_buf_init(&b);
     intake_say_liability(&b, slots, NULL, true);
-    assert_has(llm_buf_str(&b), "次责（事故责任比例 30%）");
+    rd_assert_has(llm_buf_str(&b), "次责（事故责任比例 30%）");
     llm_buf_free(&b);
     json_decref(slots);
 
@@ -562,7 +481,8 @@ static void test_liability_suggestion(void **st)
     say(&c, "昨天在北京路我追尾了前车，没人受伤，车头撞坏了，交警还没认定责任");
     assert_string_equal(slot(&c, "liability"), "undetermined");
     const char *r = say(&c, "一次性把问题发我");
-    assert_has(r, "对方车辆的损失"); /* the insured may be liable: the other side's loss matters */
+    rd_assert_has(r,
+                  "对方车辆的损失"); /* the insured may be liable: the other side's loss matters */
     conv_free(&c);
 }
 
@@ -576,11 +496,11 @@ static void test_major_fault_amounts(void **st)
     assert_string_equal(slot(&c, "accident_time"), "今天早上8点");
     assert_string_equal(slot(&c, "place"), "中山路");
     assert_string_equal(slot(&c, "description"), "变道时和一辆车剐蹭了");
-    assert_has(r, "车牌");
+    rd_assert_has(r, "车牌");
     r = say(&c, "交警来了，认定我主责");
     assert_string_equal(slot(&c, "liability"), "major");
     assert_null(slot(&c, "plates"));
-    assert_has(r, "车牌");
+    rd_assert_has(r, "车牌");
     say(&c, "没人受伤，我的车是浙A11111，对方是浙B22222，对方车门凹了，修要5.2万");
     assert_string_equal(slot(&c, "plates"), "浙A11111、浙B22222");
     assert_string_equal(slot(&c, "third_party_damage_amount"), "52000");

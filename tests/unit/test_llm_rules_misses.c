@@ -26,6 +26,7 @@
 #include "llm_call.h"
 #include "mesh/mesh_err.h"
 #include "rules.h"
+#include "test_rules_driver.h"
 
 /* A policy.lookup result (shape of docs/protocol/services.md), trimmed to what is asked. */
 static const char *const POLICY =
@@ -37,159 +38,41 @@ static const char *const POLICY =
     "\"ratio_without_social\":0.6,\"waiting_period_days\":30,\"limit\":3000000,"
     "\"limit_used\":8000,\"coverages\":[],\"exclusions\":[]}";
 
-typedef int (*engine_fn)(const llm_call_t *, llm_rules_out_t *);
+static const char *const TOOLS[] = {"policy.lookup", "state.update", NULL};
 
-typedef struct {
-    const char *agent;
-    engine_fn engine;
-    const char *lang;
-    json_t *messages; /* wire-format history */
-    json_t *state;    /* {slots, mode, records, handoff, handoff_reason} */
-    int steps;        /* engine steps of the last turn */
-    int updates;      /* state.update calls of the last turn */
-    char reply[16384];
-} conv_t;
-
-static void conv_init(conv_t *c, const char *agent, engine_fn engine, const char *lang)
+static char *run_tool(rd_conv_t *c, const llm_rules_call_t *tc, bool *ok)
 {
-    memset(c, 0, sizeof(*c));
-    c->agent = agent;
-    c->engine = engine;
-    c->lang = lang;
-    c->messages = json_array();
-    c->state = json_pack("{s:{}, s:{}}", "slots", "records");
-    assert_non_null(c->messages);
-    assert_non_null(c->state);
-}
-
-static void conv_free(conv_t *c)
-{
-    json_decref(c->messages);
-    json_decref(c->state);
-}
-
-static void merge(json_t *dst, const json_t *src)
-{
-    const char *k;
-    json_t *v;
-    json_object_foreach((json_t *)src, k, v)
-    {
-        if (json_is_null(v))
-            json_object_del(dst, k);
-        else
-            json_object_set(dst, k, v);
-    }
-}
-
-/* Apply state.update the way the router does (contracts section 2); return the result text. */
-static char *router_state_update(conv_t *c, const json_t *a)
-{
-    merge(json_object_get(c->state, "slots"), json_object_get(a, "slots"));
-    merge(json_object_get(c->state, "records"), json_object_get(a, "records"));
-    const json_t *m = json_object_get(a, "mode");
-    if (json_is_string(m))
-        json_object_set(c->state, "mode", (json_t *)m);
-    const json_t *h = json_object_get(a, "handoff");
-    if (json_is_object(h)) {
-        json_object_set_new(c->state, "handoff", json_string("pending"));
-        json_object_set(c->state, "handoff_reason", json_object_get(h, "reason"));
-    }
-    json_t *res = json_pack("{s:O}", "slots", json_object_get(c->state, "slots"));
-    char *s = json_dumps(res, JSON_COMPACT);
-    json_decref(res);
-    return s;
-}
-
-static char *run_tool(conv_t *c, const char *name, const json_t *a)
-{
-    if (strcmp(name, "state.update") == 0) {
-        c->updates++;
-        return router_state_update(c, a);
-    }
-    if (strcmp(name, "policy.lookup") == 0)
+    if (strcmp(tc->name, "policy.lookup") == 0)
         return strdup(POLICY);
-    fail_msg("unexpected tool %s", name);
-    return NULL;
+    return rd_tool_default(c, tc, ok);
 }
 
-/* One customer turn: run the engine until it answers with text (at most 6 steps). */
-static const char *say(conv_t *c, const char *text)
+typedef rd_conv_t conv_t;
+
+static void conv_init(conv_t *c, const char *agent, rd_engine_fn engine, const char *lang)
 {
-    json_array_append_new(c->messages, json_pack("{s:s, s:s}", "role", "user", "text", text));
-    c->steps = 0;
-    c->updates = 0;
-    for (int step = 0; step < 6; step++) {
-        json_t *args =
-            json_pack("{s:s, s:s, s:s, s:s, s:O, s:O, s:[{s:s},{s:s}]}", "agent", c->agent, "tier",
-                      "small", "system", "test", "lang", c->lang, "messages", c->messages, "state",
-                      c->state, "tools", "name", "policy.lookup", "name", "state.update");
-        assert_non_null(args);
-        llm_parsed_t p;
-        char err[256];
-        assert_int_equal(llm_call_parse("t", args, 1000000, &p, err, sizeof(err)), 0);
-        llm_rules_out_t out;
-        llm_rules_out_init(&out);
-        assert_int_equal(c->engine(&p.call, &out), 0);
-        c->steps++;
-        if (out.type == LLM_RESULT_TEXT) {
-            snprintf(c->reply, sizeof(c->reply), "%s", llm_buf_str(&out.text));
-            json_array_append_new(c->messages,
-                                  json_pack("{s:s, s:s}", "role", "assistant", "text", c->reply));
-            llm_rules_out_clear(&out);
-            llm_call_clear(&p);
-            json_decref(args);
-            return c->reply;
-        }
-        json_t *calls = json_array();
-        for (size_t i = 0; i < out.n_calls; i++)
-            json_array_append_new(calls, json_pack("{s:s, s:s, s:O}", "id", out.calls[i].id, "name",
-                                                   out.calls[i].name, "arguments",
-                                                   out.calls[i].arguments));
-        json_array_append_new(c->messages, json_pack("{s:s, s:s, s:o}", "role", "assistant", "text",
-                                                     "", "tool_calls", calls));
-        for (size_t i = 0; i < out.n_calls; i++) {
-            char *res = run_tool(c, out.calls[i].name, out.calls[i].arguments);
-            json_array_append_new(c->messages,
-                                  json_pack("{s:s, s:s, s:s, s:s, s:b}", "role", "tool", "name",
-                                            out.calls[i].name, "tool_call_id", out.calls[i].id,
-                                            "text", res, "ok", 1));
-            free(res);
-        }
-        llm_rules_out_clear(&out);
-        llm_call_clear(&p);
-        json_decref(args);
-    }
-    fail_msg("no text answer within 6 steps");
-    return NULL;
+    rd_conv_init(c, agent, engine, lang, NULL);
+    c->tier = "small";
+    c->system = "test";
+    c->tools = TOOLS;
+    c->tool = run_tool;
 }
 
 /* records.misunderstood, -1 when absent. */
 static long misses(const conv_t *c)
 {
-    const json_t *v = json_object_get(json_object_get(c->state, "records"), "misunderstood");
+    const json_t *v = rd_record(c, "misunderstood");
     return json_is_integer(v) ? (long)json_integer_value(v) : -1;
 }
 
 static const char *handoff(const conv_t *c)
 {
-    return json_string_value(json_object_get(c->state, "handoff"));
+    return mh_json_str(c->state, "handoff");
 }
 
 static const char *reason(const conv_t *c)
 {
-    return json_string_value(json_object_get(c->state, "handoff_reason"));
-}
-
-static void assert_has(const char *s, const char *needle)
-{
-    if (strstr(s, needle) == NULL)
-        fail_msg("'%s' not in:\n%s", needle, s);
-}
-
-static void assert_hasnt(const char *s, const char *needle)
-{
-    if (strstr(s, needle) != NULL)
-        fail_msg("'%s' unexpectedly in:\n%s", needle, s);
+    return mh_json_str(c->state, "handoff_reason");
 }
 
 /*
@@ -199,25 +82,25 @@ static void assert_hasnt(const char *s, const char *needle)
 static void three_misses(conv_t *c, const char *opening, const char *const miss[3],
                          const char *ask_mark, const char *colleague)
 {
-    say(c, opening);
+    rd_say(c, opening);
     assert_int_equal(misses(c), -1);
     for (int k = 0; k < 2; k++) {
-        const char *r = say(c, miss[k]);
+        const char *r = rd_say(c, miss[k]);
         assert_int_equal(misses(c), k + 1);
         assert_null(handoff(c));
-        assert_has(r, ask_mark);
+        rd_assert_has(r, ask_mark);
         assert_int_equal(c->updates, 1); /* one state.update step, then the question */
         assert_int_equal(c->steps, 2);
     }
-    const char *r = say(c, miss[2]);
+    const char *r = rd_say(c, miss[2]);
     assert_int_equal(misses(c), LLM_RULES_MISSES_MAX);
     assert_non_null(handoff(c));
     assert_string_equal(handoff(c), "pending");
     assert_non_null(reason(c));
     assert_true(strncmp(reason(c), "not_understood: ", 16) == 0);
     assert_true(strlen(reason(c)) <= 500);
-    assert_has(r, colleague);
-    assert_hasnt(r, ask_mark);
+    rd_assert_has(r, colleague);
+    rd_assert_hasnt(r, ask_mark);
 }
 
 /* ---- policy_qa ---- */
@@ -231,12 +114,12 @@ static void test_policy_qa_hands_off(void **st)
     conv_t c;
     conv_init(&c, "policy_qa", llm_rules_policy_qa, "zh");
     three_misses(&c, "你好", PQ_MISS_ZH, "请提供您的保单号", "同事");
-    conv_free(&c);
+    rd_conv_free(&c);
 
     conv_init(&c, "policy_qa", llm_rules_policy_qa, "en");
     three_misses(&c, "hello", PQ_MISS_EN, "policy number", "colleague");
-    assert_has(reason(&c), "policy number");
-    conv_free(&c);
+    rd_assert_has(reason(&c), "policy number");
+    rd_conv_free(&c);
 }
 
 static void test_policy_qa_reset(void **st)
@@ -244,21 +127,21 @@ static void test_policy_qa_reset(void **st)
     (void)st;
     conv_t c;
     conv_init(&c, "policy_qa", llm_rules_policy_qa, "zh");
-    say(&c, "你好");
-    say(&c, PQ_MISS_ZH[0]);
-    say(&c, PQ_MISS_ZH[1]);
+    rd_say(&c, "你好");
+    rd_say(&c, PQ_MISS_ZH[0]);
+    rd_say(&c, PQ_MISS_ZH[1]);
     assert_int_equal(misses(&c), 2);
     /* usable: the lookup and the reset run in parallel, then the answer */
-    const char *r = say(&c, "我的保单 P10023 免赔额是多少？");
+    const char *r = rd_say(&c, "我的保单 P10023 免赔额是多少？");
     assert_int_equal(misses(&c), 0);
     assert_int_equal(c.updates, 1);
     assert_int_equal(c.steps, 2);
-    assert_has(r, "P10023");
+    rd_assert_has(r, "P10023");
     assert_null(handoff(&c));
     /* understood again with a count of 0: no state.update at all */
-    say(&c, "等待期呢？");
+    rd_say(&c, "等待期呢？");
     assert_int_equal(c.updates, 0);
-    conv_free(&c);
+    rd_conv_free(&c);
 
     /* no state.update offered: nothing is counted, the question is asked each time */
     conv_init(&c, "policy_qa", llm_rules_policy_qa, "en");
@@ -275,11 +158,11 @@ static void test_policy_qa_reset(void **st)
     llm_rules_out_init(&out);
     assert_int_equal(llm_rules_policy_qa(&p.call, &out), 0);
     assert_int_equal(out.type, LLM_RESULT_TEXT);
-    assert_has(llm_buf_str(&out.text), "policy number");
+    rd_assert_has(llm_buf_str(&out.text), "policy number");
     llm_rules_out_clear(&out);
     llm_call_clear(&p);
     json_decref(args);
-    conv_free(&c);
+    rd_conv_free(&c);
 }
 
 /* ---- claims_intake ---- */
@@ -292,13 +175,13 @@ static void test_intake_hands_off(void **st)
     conv_t c;
     conv_init(&c, "claims_intake", llm_rules_claims_intake, "zh");
     three_misses(&c, "我要报案", CI_MISS_ZH, "什么时候发生", "同事");
-    assert_hasnt(c.reply, "120"); /* the injury advice is for injury handoffs */
-    conv_free(&c);
+    rd_assert_hasnt(c.reply, "120"); /* the injury advice is for injury handoffs */
+    rd_conv_free(&c);
 
     const char *const en[3] = {"hmm", "what?", "well"};
     conv_init(&c, "claims_intake", llm_rules_claims_intake, "en");
     three_misses(&c, "I want to report an accident", en, "When did", "colleague");
-    conv_free(&c);
+    rd_conv_free(&c);
 }
 
 static void test_intake_reset(void **st)
@@ -306,21 +189,21 @@ static void test_intake_reset(void **st)
     (void)st;
     conv_t c;
     conv_init(&c, "claims_intake", llm_rules_claims_intake, "zh");
-    say(&c, "我要报案");
-    say(&c, CI_MISS_ZH[0]);
-    say(&c, CI_MISS_ZH[1]);
+    rd_say(&c, "我要报案");
+    rd_say(&c, CI_MISS_ZH[0]);
+    rd_say(&c, CI_MISS_ZH[1]);
     assert_int_equal(misses(&c), 2);
-    say(&c, "昨天下午三点");
+    rd_say(&c, "昨天下午三点");
     assert_int_equal(misses(&c), 0);
     assert_non_null(json_object_get(json_object_get(c.state, "slots"), "accident_time"));
     /* the next miss starts at 1 again: no handoff */
-    say(&c, CI_MISS_ZH[2]);
+    rd_say(&c, CI_MISS_ZH[2]);
     assert_int_equal(misses(&c), 1);
     assert_null(handoff(&c));
     /* an intent without a slot (asks for all questions at once) is understood */
-    say(&c, "你一次性把问题发我");
+    rd_say(&c, "你一次性把问题发我");
     assert_int_equal(misses(&c), 0);
-    conv_free(&c);
+    rd_conv_free(&c);
 }
 
 /* ---- health_review ---- */
@@ -333,12 +216,12 @@ static void test_review_hands_off(void **st)
     conv_t c;
     conv_init(&c, "health_review", llm_rules_health_review, "zh");
     three_misses(&c, "你好，我要理赔审核", HR_MISS_ZH, "保单号", "同事");
-    conv_free(&c);
+    rd_conv_free(&c);
 
     const char *const en[3] = {"hmm", "what do you mean", "ok then"};
     conv_init(&c, "health_review", llm_rules_health_review, "en");
     three_misses(&c, "hello, I need a claim review", en, "the policy number", "colleague");
-    conv_free(&c);
+    rd_conv_free(&c);
 }
 
 static void test_review_reset(void **st)
@@ -346,19 +229,19 @@ static void test_review_reset(void **st)
     (void)st;
     conv_t c;
     conv_init(&c, "health_review", llm_rules_health_review, "zh");
-    say(&c, "你好，我要理赔审核");
-    say(&c, HR_MISS_ZH[0]);
-    say(&c, HR_MISS_ZH[1]);
+    rd_say(&c, "你好，我要理赔审核");
+    rd_say(&c, HR_MISS_ZH[0]);
+    rd_say(&c, HR_MISS_ZH[1]);
     assert_int_equal(misses(&c), 2);
     /* a field is read: recorded with the reset in the same state.update */
-    const char *r = say(&c, "保单号 P10023");
+    const char *r = rd_say(&c, "保单号 P10023");
     assert_int_equal(misses(&c), 0);
     assert_int_equal(c.updates, 1);
-    assert_has(r, "P10023");
-    say(&c, HR_MISS_ZH[2]);
+    rd_assert_has(r, "P10023");
+    rd_say(&c, HR_MISS_ZH[2]);
     assert_int_equal(misses(&c), 1);
     assert_null(handoff(&c));
-    conv_free(&c);
+    rd_conv_free(&c);
 }
 
 /* ---- the helper ---- */

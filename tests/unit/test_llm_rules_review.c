@@ -24,6 +24,7 @@
 #include "mesh/mesh_text.h"
 #include "rules.h"
 #include "rules_review.h"
+#include "test_rules_driver.h"
 
 /* ---- hand-made tool results ---- */
 
@@ -111,60 +112,15 @@ static const char *const SEED_ZH =
 
 /* ---- call building ---- */
 
-static json_t *tools_all(void)
-{
-    return json_pack("[{s:s},{s:s},{s:s},{s:s}]", "name", "policy.lookup", "name", "medical.lookup",
-                     "name", "fee.calc", "name", "state.update");
-}
+typedef rd_conv_t conv_t;
 
-typedef struct {
-    json_t *messages;
-    json_t *state;
-    const char *lang;
-} conv_t;
-
-static void conv_init(conv_t *c, const char *lang)
-{
-    c->messages = json_array();
-    c->state = json_object();
-    c->lang = lang;
-}
-
-static void conv_free(conv_t *c)
-{
-    json_decref(c->messages);
-    json_decref(c->state);
-}
-
-static void conv_user(conv_t *c, const char *text)
-{
-    json_array_append_new(c->messages, json_pack("{s:s, s:s}", "role", "user", "text", text));
-}
-
-static void conv_assistant(conv_t *c, const char *text)
-{
-    json_array_append_new(c->messages, json_pack("{s:s, s:s}", "role", "assistant", "text", text));
-}
-
-/* Run the engine on the conversation. */
-static void run(conv_t *c, llm_rules_out_t *out)
-{
-    json_t *args = json_pack("{s:s, s:s, s:O, s:o, s:O}", "agent", "health_review", "lang", c->lang,
-                             "messages", c->messages, "tools", tools_all(), "state", c->state);
-    assert_non_null(args);
-    llm_parsed_t p;
-    char err[256];
-    assert_int_equal(llm_call_parse("req-1", args, 1000000, &p, err, sizeof(err)), 0);
-    llm_rules_out_init(out);
-    assert_int_equal(llm_rules_health_review(&p.call, out), 0);
-    llm_call_clear(&p);
-    json_decref(args);
-}
+static const char *const TOOLS[] = {"policy.lookup", "medical.lookup", "fee.calc", "state.update",
+                                    NULL};
 
 /*
- * Record the engine's tool calls as the router would: the assistant message
- * with the calls, then one tool message per call with the result the test
- * gives for that tool name (NULL: state.update's echo).
+ * The results a test gives the engine's tool calls, by tool name (an absent
+ * name: {"ok":true}); state.update is also merged into the state the next
+ * step sees, as the router does.
  */
 typedef struct {
     const char *name;
@@ -172,54 +128,41 @@ typedef struct {
     bool ok;
 } fake_result_t;
 
+typedef struct {
+    const fake_result_t *results;
+    size_t n_results;
+} fake_results_t;
+
+static char *fake_tool(rd_conv_t *c, const llm_rules_call_t *tc, bool *ok)
+{
+    const fake_results_t *fr = c->ctx;
+    const char *text = "{\"ok\":true}";
+    for (size_t k = 0; k < fr->n_results; k++) {
+        if (strcmp(fr->results[k].name, tc->name) == 0) {
+            text = fr->results[k].result;
+            *ok = fr->results[k].ok;
+        }
+    }
+    if (strcmp(tc->name, "state.update") == 0)
+        rd_apply_update(c->state, tc->arguments);
+    return strdup(text);
+}
+
+static void conv_init(conv_t *c, const char *lang)
+{
+    rd_conv_init(c, "health_review", llm_rules_health_review, lang, json_object());
+    c->tools = TOOLS;
+    c->tool = fake_tool;
+}
+
+/* Record the engine's tool calls as the router would, answered from results. */
 static void conv_tools(conv_t *c, const llm_rules_out_t *out, const fake_result_t *results,
                        size_t n_results)
 {
-    assert_int_equal(out->type, LLM_RESULT_TOOL_CALLS);
-    json_t *calls = json_array();
-    for (size_t i = 0; i < out->n_calls; i++)
-        json_array_append_new(calls,
-                              json_pack("{s:s, s:s, s:O}", "id", out->calls[i].id, "name",
-                                        out->calls[i].name, "arguments", out->calls[i].arguments));
-    json_array_append_new(c->messages, json_pack("{s:s, s:s, s:o}", "role", "assistant", "text", "",
-                                                 "tool_calls", calls));
-    for (size_t i = 0; i < out->n_calls; i++) {
-        const char *text = "{\"ok\":true}";
-        bool ok = true;
-        for (size_t k = 0; k < n_results; k++) {
-            if (strcmp(results[k].name, out->calls[i].name) == 0) {
-                text = results[k].result;
-                ok = results[k].ok;
-            }
-        }
-        if (strcmp(out->calls[i].name, "state.update") == 0) {
-            /* The router merges the update into the state the next step sees. */
-            const json_t *a = out->calls[i].arguments;
-            const json_t *slots = json_object_get(a, "slots");
-            if (slots != NULL) {
-                json_t *cur = json_object_get(c->state, "slots");
-                if (cur == NULL) {
-                    cur = json_object();
-                    json_object_set_new(c->state, "slots", cur);
-                }
-                json_object_update(cur, (json_t *)slots);
-            }
-            const json_t *rec = json_object_get(a, "records");
-            if (rec != NULL) {
-                json_t *cur = json_object_get(c->state, "records");
-                if (cur == NULL) {
-                    cur = json_object();
-                    json_object_set_new(c->state, "records", cur);
-                }
-                json_object_update(cur, (json_t *)rec);
-            }
-            if (json_object_get(a, "handoff") != NULL)
-                json_object_set_new(c->state, "handoff", json_string("pending"));
-        }
-        json_array_append_new(c->messages, json_pack("{s:s, s:s, s:s, s:b, s:s}", "role", "tool",
-                                                     "name", out->calls[i].name, "tool_call_id",
-                                                     out->calls[i].id, "ok", ok, "text", text));
-    }
+    fake_results_t fr = {results, n_results};
+    c->ctx = &fr;
+    rd_answer_calls(c, out);
+    c->ctx = NULL;
 }
 
 static const llm_rules_call_t *find_call(const llm_rules_out_t *out, const char *name)
@@ -243,12 +186,7 @@ static void next_step(conv_t *c, llm_rules_out_t *out, const fake_result_t *resu
 {
     conv_tools(c, out, results, n_results);
     llm_rules_out_clear(out);
-    run(c, out);
-}
-
-static const char *js(const json_t *o, const char *k)
-{
-    return json_string_value(json_object_get(o, k));
+    rd_run(c, out);
 }
 
 static double jnum(const json_t *o, const char *k)
@@ -273,13 +211,13 @@ static const json_t *dec_line(const json_t *o, size_t i)
 static void review_all(conv_t *c, const char *text, const char *policy, const char *med,
                        const char *fee, llm_rules_out_t *answer)
 {
-    conv_user(c, text);
+    rd_append(c, "user", text);
     fake_result_t res[] = {{"policy.lookup", policy, true},
                            {"medical.lookup", med, true},
                            {"fee.calc", fee ? fee : "{}", true}};
     for (int step = 0; step < 6; step++) {
         llm_rules_out_t out;
-        run(c, &out);
+        rd_run(c, &out);
         if (out.type == LLM_RESULT_TEXT) {
             *answer = out;
             return;
@@ -491,9 +429,9 @@ static void test_step1_parallel_lookups(void **state)
     (void)state;
     conv_t c;
     conv_init(&c, "zh");
-    conv_user(&c, SEED_ZH);
+    rd_append(&c, "user", SEED_ZH);
     llm_rules_out_t out;
-    run(&c, &out);
+    rd_run(&c, &out);
     assert_int_equal(out.type, LLM_RESULT_TOOL_CALLS);
     assert_int_equal(out.n_calls, 3);
     const llm_rules_call_t *pol = find_call(&out, "policy.lookup");
@@ -502,18 +440,18 @@ static void test_step1_parallel_lookups(void **state)
     assert_non_null(pol);
     assert_non_null(med);
     assert_non_null(su);
-    assert_string_equal(js(pol->arguments, "policy_no"), "P10023");
+    assert_string_equal(mh_json_str(pol->arguments, "policy_no"), "P10023");
     const json_t *items = json_object_get(med->arguments, "items");
     assert_int_equal(json_array_size(items), 4);
     assert_string_equal(json_string_value(json_array_get(items, 1)), "唾液酸酶测定");
     const json_t *slots = json_object_get(su->arguments, "slots");
-    assert_string_equal(js(slots, "diagnosis"), "急性胆囊炎");
+    assert_string_equal(mh_json_str(slots, "diagnosis"), "急性胆囊炎");
     assert_true(json_is_true(json_object_get(slots, "social_insurance_used")));
-    assert_non_null(strstr(js(slots, "bill_lines"), "\"item\":\"唾液酸酶测定\""));
+    assert_non_null(strstr(mh_json_str(slots, "bill_lines"), "\"item\":\"唾液酸酶测定\""));
     /* Distinct call ids. */
     assert_string_not_equal(out.calls[0].id, out.calls[1].id);
     llm_rules_out_clear(&out);
-    conv_free(&c);
+    rd_conv_free(&c);
 }
 
 static void test_seed_review_paid(void **state)
@@ -522,49 +460,49 @@ static void test_seed_review_paid(void **state)
     conv_t c;
     conv_init(&c, "zh");
     char *pol = policy_json("P10023", "active", "2026-03-01", "2027-02-28");
-    conv_user(&c, SEED_ZH);
+    rd_append(&c, "user", SEED_ZH);
     fake_result_t res[] = {{"policy.lookup", pol, true},
                            {"medical.lookup", MED_SEED, true},
                            {"fee.calc", FEE_SEED, true}};
     llm_rules_out_t out;
-    run(&c, &out); /* step 1 */
+    rd_run(&c, &out); /* step 1 */
     conv_tools(&c, &out, res, 3);
     llm_rules_out_clear(&out);
 
-    run(&c, &out); /* step 2: fee.calc on the payable lines only */
+    rd_run(&c, &out); /* step 2: fee.calc on the payable lines only */
     assert_int_equal(out.n_calls, 1);
     assert_string_equal(out.calls[0].name, "fee.calc");
     const json_t *a = out.calls[0].arguments;
-    assert_string_equal(js(a, "policy_no"), "P10023");
+    assert_string_equal(mh_json_str(a, "policy_no"), "P10023");
     assert_true(json_is_true(json_object_get(a, "social_insurance_used")));
     const json_t *lines = json_object_get(a, "lines");
     assert_int_equal(json_array_size(lines), 3); /* 微量元素测定 is excluded */
-    assert_string_equal(js(json_array_get(lines, 1), "item"), "唾液酸酶测定");
+    assert_string_equal(mh_json_str(json_array_get(lines, 1), "item"), "唾液酸酶测定");
     assert_true(jnum(json_array_get(lines, 1), "amount") == 120.0);
     conv_tools(&c, &out, res, 3);
     llm_rules_out_clear(&out);
 
-    run(&c, &out); /* step 3: the decision record */
+    rd_run(&c, &out); /* step 3: the decision record */
     assert_int_equal(out.n_calls, 1);
     assert_string_equal(out.calls[0].name, "state.update");
     const json_t *dec = decision_of(out.calls[0].arguments);
     assert_non_null(dec);
     assert_null(json_object_get(out.calls[0].arguments, "handoff"));
-    assert_string_equal(js(dec, "status"), "partial");
+    assert_string_equal(mh_json_str(dec, "status"), "partial");
     assert_true(jnum(dec, "total") == 6420.0);
     assert_true(jnum(dec, "total_claimed") == 28800.0);
     const json_t *l1 = dec_line(dec, 1);
-    assert_string_equal(js(l1, "decision"), "payable");
-    assert_string_equal(js(l1, "class"), "biochemical_enzyme");
+    assert_string_equal(mh_json_str(l1, "decision"), "payable");
+    assert_string_equal(mh_json_str(l1, "class"), "biochemical_enzyme");
     assert_true(jnum(l1, "payable") == 120.0);
     const json_t *l3 = dec_line(dec, 3);
-    assert_string_equal(js(l3, "decision"), "refused");
-    assert_string_equal(js(l3, "reason"), "excluded_class");
-    assert_string_equal(js(l3, "clause"), "3.2");
+    assert_string_equal(mh_json_str(l3, "decision"), "refused");
+    assert_string_equal(mh_json_str(l3, "reason"), "excluded_class");
+    assert_string_equal(mh_json_str(l3, "clause"), "3.2");
     conv_tools(&c, &out, res, 3);
     llm_rules_out_clear(&out);
 
-    run(&c, &out); /* step 4: the answer */
+    rd_run(&c, &out); /* step 4: the answer */
     const char *t = text_of(&out);
     assert_non_null(strstr(t, "保单核验（policy.lookup）"));
     assert_non_null(strstr(t, "已过等待期"));
@@ -587,7 +525,7 @@ static void test_seed_review_paid(void **state)
     assert_non_null(strstr(t, "最终以保险公司审核为准"));
     llm_rules_out_clear(&out);
     free(pol);
-    conv_free(&c);
+    rd_conv_free(&c);
 }
 
 static void test_waiting_period_refused(void **state)
@@ -611,9 +549,9 @@ static void test_waiting_period_refused(void **state)
     assert_non_null(strstr(t, "Decision: refused. Total payable: CNY 0.00."));
     assert_non_null(strstr(t, "to be confirmed by the insurer's final review"));
     const json_t *dec = decision_of(c.state);
-    assert_string_equal(js(dec, "status"), "refused");
+    assert_string_equal(mh_json_str(dec, "status"), "refused");
     const json_t *l0 = dec_line(dec, 0);
-    assert_string_equal(js(l0, "reason"), "waiting_period");
+    assert_string_equal(mh_json_str(l0, "reason"), "waiting_period");
     llm_rules_out_clear(&ans);
 
     /* An accident has no waiting period. */
@@ -632,8 +570,8 @@ static void test_waiting_period_refused(void **state)
         strstr(t, "| 唾液酸酶测定 | 120.00 | 0.00 | 0.00 | 120.00 | 100% | 0.00 | payable |"));
     llm_rules_out_clear(&ans);
     free(pol);
-    conv_free(&c);
-    conv_free(&c2);
+    rd_conv_free(&c);
+    rd_conv_free(&c2);
 }
 
 static void test_pre_existing_and_not_in_force(void **state)
@@ -652,7 +590,7 @@ static void test_pre_existing_and_not_in_force(void **state)
     assert_non_null(strstr(t, "| 床位费 | 600.00 | 300.00 | 600.00 | 0.00 | — | 0.00 | 拒赔 |"));
     assert_non_null(strstr(t, "既往症属于责任免除，依据条款 3.1。"));
     llm_rules_out_clear(&ans);
-    conv_free(&c);
+    rd_conv_free(&c);
 
     /* Admission before the policy started: not in force (clause 1.2). */
     conv_init(&c, "zh");
@@ -664,11 +602,11 @@ static void test_pre_existing_and_not_in_force(void **state)
     assert_non_null(strstr(t, "不在保险期间内，本次费用不予赔付（条款 1.2）"));
     const json_t *dec = decision_of(c.state);
     const json_t *l0 = dec_line(dec, 0);
-    assert_string_equal(js(l0, "reason"), "not_in_force");
-    assert_string_equal(js(l0, "clause"), "1.2");
+    assert_string_equal(mh_json_str(l0, "reason"), "not_in_force");
+    assert_string_equal(mh_json_str(l0, "clause"), "1.2");
     llm_rules_out_clear(&ans);
     free(pol);
-    conv_free(&c);
+    rd_conv_free(&c);
 }
 
 static void test_unknown_item_handoff(void **state)
@@ -683,11 +621,11 @@ static void test_unknown_item_handoff(void **state)
     const char *fee = "{\"ratio\":1.0,\"deductible_remaining_before\":10000,\"total_payable\":0,"
                       "\"lines\":[{\"item\":\"唾液酸酶测定\",\"deductible_applied\":120,\"ratio\":"
                       "1.0,\"payable\":0}]}";
-    conv_user(&c, msg);
+    rd_append(&c, "user", msg);
     fake_result_t res[] = {
         {"policy.lookup", pol, true}, {"medical.lookup", MED_SEED, true}, {"fee.calc", fee, true}};
     llm_rules_out_t out;
-    run(&c, &out);
+    rd_run(&c, &out);
     next_step(&c, &out, res, 3); /* fee.calc on the one payable line */
     assert_string_equal(out.calls[0].name, "fee.calc");
     assert_int_equal(json_array_size(json_object_get(out.calls[0].arguments, "lines")), 1);
@@ -699,10 +637,10 @@ static void test_unknown_item_handoff(void **state)
     assert_non_null(strstr(reason, "医疗目录中未找到"));
     assert_non_null(strstr(reason, "神秘检查XYZ"));
     const json_t *dec = decision_of(a);
-    assert_string_equal(js(dec, "status"), "pending");
+    assert_string_equal(mh_json_str(dec, "status"), "pending");
     const json_t *l1 = dec_line(dec, 1);
-    assert_string_equal(js(l1, "decision"), "pending");
-    assert_string_equal(js(l1, "reason"), "unknown_item");
+    assert_string_equal(mh_json_str(l1, "decision"), "pending");
+    assert_string_equal(mh_json_str(l1, "reason"), "unknown_item");
     next_step(&c, &out, res, 3);
     const char *t = text_of(&out);
     assert_non_null(strstr(t, "神秘检查XYZ：医疗目录中未找到该项目 → 转人工审核"));
@@ -710,7 +648,7 @@ static void test_unknown_item_handoff(void **state)
     assert_non_null(strstr(t, "已为您转交人工审核员"));
     llm_rules_out_clear(&out);
     free(pol);
-    conv_free(&c);
+    rd_conv_free(&c);
 }
 
 static void test_multi_message_slots(void **state)
@@ -719,18 +657,18 @@ static void test_multi_message_slots(void **state)
     conv_t c;
     conv_init(&c, "zh");
     /* Message 1: facts only -> state.update {slots}, then ask for the rest. */
-    conv_user(&c, "保单号 P10023，诊断：急性胆囊炎，医院：上海市第一人民医院");
+    rd_append(&c, "user", "保单号 P10023，诊断：急性胆囊炎，医院：上海市第一人民医院");
     llm_rules_out_t out;
-    run(&c, &out);
+    rd_run(&c, &out);
     assert_int_equal(out.n_calls, 1);
     assert_string_equal(out.calls[0].name, "state.update");
     conv_tools(&c, &out, NULL, 0);
     llm_rules_out_clear(&out);
-    run(&c, &out);
+    rd_run(&c, &out);
     const char *t = text_of(&out);
     assert_non_null(strstr(t, "已记录：保单号 P10023，诊断 急性胆囊炎，医院 上海市第一人民医院。"));
     assert_non_null(strstr(t, "还需要：入院日期、出院日期、是否使用社保结算、费用明细"));
-    conv_assistant(&c, t);
+    rd_append(&c, "assistant", t);
     llm_rules_out_clear(&out);
 
     /* A new turn: the context keeps only user messages and answers; the state keeps slots. */
@@ -739,7 +677,7 @@ static void test_multi_message_slots(void **state)
     json_t *m;
     json_array_foreach(c.messages, i, m)
     {
-        const char *role = js(m, "role");
+        const char *role = mh_json_str(m, "role");
         if (strcmp(role, "tool") != 0 && json_object_get(m, "tool_calls") == NULL)
             json_array_append(keep, m);
     }
@@ -747,33 +685,33 @@ static void test_multi_message_slots(void **state)
     c.messages = keep;
 
     /* Message 2: the rest -> complete: lookups, and the merged slots recorded. */
-    conv_user(&c,
+    rd_append(&c, "user",
               "入院 2026-05-10，出院 2026-05-14，使用社保：是。费用明细：1. 唾液酸酶测定 化验费 "
               "120 元 社保支付 0");
-    run(&c, &out);
+    rd_run(&c, &out);
     assert_int_equal(out.n_calls, 3);
     const llm_rules_call_t *su = find_call(&out, "state.update");
     assert_non_null(su);
     const json_t *slots = json_object_get(su->arguments, "slots");
-    assert_string_equal(js(slots, "hospital"), "上海市第一人民医院");
-    assert_string_equal(js(slots, "admission_date"), "2026-05-10");
+    assert_string_equal(mh_json_str(slots, "hospital"), "上海市第一人民医院");
+    assert_string_equal(mh_json_str(slots, "admission_date"), "2026-05-10");
     assert_string_equal(json_string_value(json_object_get(
                             find_call(&out, "policy.lookup")->arguments, "policy_no")),
                         "P10023");
     llm_rules_out_clear(&out);
-    conv_free(&c);
+    rd_conv_free(&c);
 
     /* Without state (a router that passes none): the earlier messages are re-read. */
     conv_init(&c, "zh");
-    conv_user(&c, "保单号 P10023，诊断：急性胆囊炎，医院：上海市第一人民医院");
-    conv_assistant(&c, "已记录：……");
-    conv_user(&c,
+    rd_append(&c, "user", "保单号 P10023，诊断：急性胆囊炎，医院：上海市第一人民医院");
+    rd_append(&c, "assistant", "已记录：……");
+    rd_append(&c, "user",
               "入院 2026-05-10，出院 2026-05-14，使用社保：是。费用明细：1. 唾液酸酶测定 化验费 "
               "120 元 社保支付 0");
-    run(&c, &out);
+    rd_run(&c, &out);
     assert_non_null(find_call(&out, "policy.lookup"));
     llm_rules_out_clear(&out);
-    conv_free(&c);
+    rd_conv_free(&c);
 }
 
 /* A long customer-given diagnosis quoted back is cut on a character boundary:
@@ -792,20 +730,20 @@ static void test_recap_clips_utf8(void **state)
     for (size_t k = 0; k < sizeof(msgs) / sizeof(msgs[0]); k++) {
         conv_t c;
         conv_init(&c, "zh");
-        conv_user(&c, msgs[k]);
+        rd_append(&c, "user", msgs[k]);
         llm_rules_out_t out;
-        run(&c, &out);
+        rd_run(&c, &out);
         /* Answer the tool steps (state.update echoes) until the engine speaks. */
         for (int step = 0; step < 4 && out.type == LLM_RESULT_TOOL_CALLS; step++) {
             conv_tools(&c, &out, NULL, 0);
             llm_rules_out_clear(&out);
-            run(&c, &out);
+            rd_run(&c, &out);
         }
         const char *t = text_of(&out);
         assert_true(mesh_utf8_valid(t, strlen(t)));
         assert_non_null(strstr(t, "P10023"));
         llm_rules_out_clear(&out);
-        conv_free(&c);
+        rd_conv_free(&c);
     }
 }
 
@@ -814,30 +752,30 @@ static void test_ask_and_recap(void **state)
     (void)state;
     conv_t c;
     conv_init(&c, "en");
-    conv_user(&c, "hello, I need a claim review");
+    rd_append(&c, "user", "hello, I need a claim review");
     llm_rules_out_t out;
-    run(&c, &out);
+    rd_run(&c, &out);
     const char *t = text_of(&out);
     assert_non_null(strstr(t, "the policy number"));
     assert_non_null(strstr(t, "the itemised bill"));
     llm_rules_out_clear(&out);
-    conv_free(&c);
+    rd_conv_free(&c);
 
     /* A decided claim and a message adding nothing: the decision again, no tools. */
     conv_init(&c, "zh");
     char *pol = policy_json("P10023", "active", "2026-03-01", "2027-02-28");
     llm_rules_out_t ans;
     review_all(&c, SEED_ZH, pol, MED_SEED, FEE_SEED, &ans);
-    conv_assistant(&c, text_of(&ans));
+    rd_append(&c, "assistant", text_of(&ans));
     llm_rules_out_clear(&ans);
-    conv_user(&c, "谢谢，P10023 的结果再说一下？");
-    run(&c, &out);
+    rd_append(&c, "user", "谢谢，P10023 的结果再说一下？");
+    rd_run(&c, &out);
     t = text_of(&out);
     assert_non_null(strstr(t, "部分赔付，应付合计 6,420.00元"));
     assert_non_null(strstr(t, "微量元素测定（条款 3.2）"));
     llm_rules_out_clear(&out);
     free(pol);
-    conv_free(&c);
+    rd_conv_free(&c);
 }
 
 static void test_policy_not_found(void **state)
@@ -851,15 +789,15 @@ static void test_policy_not_found(void **state)
     llm_rules_out_t ans;
     fake_result_t res[] = {
         {"policy.lookup", "{\"code\":\"not_found\",\"message\":\"no policy P19999\"}", false}};
-    conv_user(&c, msg);
+    rd_append(&c, "user", msg);
     llm_rules_out_t out;
-    run(&c, &out);
+    rd_run(&c, &out);
     conv_tools(&c, &out, res, 1);
     llm_rules_out_clear(&out);
-    run(&c, &ans);
+    rd_run(&c, &ans);
     assert_non_null(strstr(text_of(&ans), "could not find policy P19999"));
     llm_rules_out_clear(&ans);
-    conv_free(&c);
+    rd_conv_free(&c);
 }
 
 /* A lapsed policy is not refused on its status alone: a person checks when it lapsed. A
@@ -878,11 +816,11 @@ static void test_lapsed_and_not_medical(void **state)
     const char *t = text_of(&ans);
     assert_non_null(strstr(t, "但保单已失效，入院时是否有效需人工核实"));
     assert_non_null(strstr(t, "保单已失效，需人工核实入院时保单是否有效：唾液酸酶测定"));
-    assert_string_equal(js(c.state, "handoff"), "pending");
+    assert_string_equal(mh_json_str(c.state, "handoff"), "pending");
     const json_t *dec = decision_of(c.state);
-    assert_string_equal(js(dec, "status"), "pending");
+    assert_string_equal(mh_json_str(dec, "status"), "pending");
     llm_rules_out_clear(&ans);
-    conv_free(&c);
+    rd_conv_free(&c);
     free(pol);
 
     /* A critical-illness policy: no bill review. */
@@ -898,7 +836,7 @@ static void test_lapsed_and_not_medical(void **state)
     assert_non_null(strstr(text_of(&ans), "is not a medical (million medical) policy"));
     assert_null(decision_of(c.state));
     llm_rules_out_clear(&ans);
-    conv_free(&c);
+    rd_conv_free(&c);
     free(ci);
 }
 
@@ -1014,17 +952,17 @@ static void test_tool_failures(void **state)
     review_all(&c, SEED_ZH, "not json", MED_SEED, FEE_SEED, &ans);
     assert_non_null(strstr(text_of(&ans), "暂时无法查询保单 P10023"));
     llm_rules_out_clear(&ans);
-    conv_free(&c);
+    rd_conv_free(&c);
 
     /* medical.lookup failed: nothing is decided from wording; every line goes to a person. */
     conv_init(&c, "zh");
-    conv_user(&c, SEED_ZH);
+    rd_append(&c, "user", SEED_ZH);
     fake_result_t res[] = {
         {"policy.lookup", pol, true},
         {"medical.lookup", "{\"code\":\"tool_failed\",\"message\":\"x\"}", false},
         {"fee.calc", FEE_SEED, true}};
     llm_rules_out_t out;
-    run(&c, &out);
+    rd_run(&c, &out);
     next_step(&c, &out, res, 3);
     assert_string_equal(out.calls[0].name, "state.update"); /* no fee.calc: nothing payable */
     const json_t *a = out.calls[0].arguments;
@@ -1032,19 +970,19 @@ static void test_tool_failures(void **state)
         strstr(json_string_value(json_object_get(json_object_get(a, "handoff"), "reason")),
                "医疗目录查询失败"));
     const json_t *dec = decision_of(a);
-    assert_string_equal(js(dec, "status"), "pending");
+    assert_string_equal(mh_json_str(dec, "status"), "pending");
     llm_rules_out_clear(&out);
-    conv_free(&c);
+    rd_conv_free(&c);
 
     /* fee.calc failed: the payable lines are pending, handed over. */
     conv_init(&c, "en");
-    conv_user(&c, SEED_ZH);
+    rd_append(&c, "user", SEED_ZH);
     fake_result_t res2[] = {
         {"policy.lookup", pol, true},
         {"medical.lookup", MED_SEED, true},
         {"fee.calc", "{\"code\":\"invalid_tool_arguments\",\"message\":\"x\"}", false}};
     for (int step = 0; step < 3; step++) {
-        run(&c, &out);
+        rd_run(&c, &out);
         if (step == 2) {
             a = out.calls[0].arguments;
             assert_non_null(
@@ -1054,11 +992,11 @@ static void test_tool_failures(void **state)
         conv_tools(&c, &out, res2, 3);
         llm_rules_out_clear(&out);
     }
-    run(&c, &out);
+    rd_run(&c, &out);
     assert_non_null(
         strstr(text_of(&out), "| 唾液酸酶测定 | 120.00 | 0.00 | — | — | — | pending |"));
     llm_rules_out_clear(&out);
-    conv_free(&c);
+    rd_conv_free(&c);
     free(pol);
 }
 
@@ -1098,7 +1036,7 @@ static void test_largest_answer(void **state)
     const json_t *dec = decision_of(c.state);
     assert_int_equal(json_array_size(json_object_get(dec, "lines")), REVIEW_LINES_MAX);
     llm_rules_out_clear(&ans);
-    conv_free(&c);
+    rd_conv_free(&c);
     free(pol);
 }
 

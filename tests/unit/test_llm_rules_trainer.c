@@ -28,6 +28,7 @@
 #include "rules.h"
 #include "rules_trainer.h"
 #include "mesh_harness.h"
+#include "test_rules_driver.h"
 
 /* ---- a hand-made training.scenario result: 2 objections, 6 strategies, the rubric ---- */
 
@@ -134,37 +135,20 @@ static const char *const SCENARIO =
 #define CONV_MSGS_MAX 128
 
 typedef struct {
-    json_t *msgs;  /* [{role, text, name?, tool_call_id?, ok?, tool_calls?}] (owns the strings) */
-    json_t *state; /* {records: {...}, mode?} */
-    const char *lang;
+    rd_conv_t d;
     llm_message_t m[CONV_MSGS_MAX];
     json_t *scenario_args;      /* the last training.scenario arguments */
     const char *scenario_error; /* answer training.scenario with this error message */
-    int steps;                  /* steps of the last turn */
     bool no_state_tool;         /* do not offer state.update */
 } conv_t;
 
-static void conv_init(conv_t *c, const char *lang)
-{
-    memset(c, 0, sizeof(*c));
-    c->msgs = json_array();
-    c->state = json_pack("{s:{}}", "records");
-    c->lang = lang;
-}
-
-static void conv_free(conv_t *c)
-{
-    json_decref(c->msgs);
-    json_decref(c->state);
-    json_decref(c->scenario_args);
-}
-
+/* The engine's call built directly (not through llm_call_parse) from the conversation. */
 static void build_call(conv_t *c, llm_call_t *call, llm_tool_t tools[2])
 {
-    size_t n = json_array_size(c->msgs);
+    size_t n = json_array_size(c->d.messages);
     assert_true(n <= CONV_MSGS_MAX);
     for (size_t i = 0; i < n; i++) {
-        const json_t *j = json_array_get(c->msgs, i);
+        const json_t *j = json_array_get(c->d.messages, i);
         const char *role = json_string_value(json_object_get(j, "role"));
         llm_message_t *m = &c->m[i];
         memset(m, 0, sizeof(*m));
@@ -187,120 +171,91 @@ static void build_call(conv_t *c, llm_call_t *call, llm_tool_t tools[2])
     call->agent = "life_trainer";
     call->tier = "large";
     call->system = "";
-    call->lang = c->lang;
+    call->lang = c->d.lang;
     call->messages = c->m;
     call->n_messages = n;
     call->tools = tools;
     call->n_tools = c->no_state_tool ? 1 : 2;
-    call->state = c->state;
+    call->state = c->d.state;
     call->fallback = "rules";
     call->response_format = "";
 }
 
-static void append_user(conv_t *c, const char *text)
+static int step(rd_conv_t *d, llm_rules_out_t *out)
 {
-    json_array_append_new(c->msgs, json_pack("{s:s, s:s}", "role", "user", "text", text));
+    llm_call_t call;
+    llm_tool_t tools[2];
+    build_call((conv_t *)d, &call, tools); /* d is the conv_t's first member */
+    return llm_rules_life_trainer(&call, out);
 }
 
-/* What the router does with a state.update: merge records by key (null deletes), set mode. */
-static json_t *apply_state_update(conv_t *c, const json_t *args)
+/*
+ * training.scenario: the hand-made scenario (or the error asked for);
+ * state.update: applied as the router does (records merged by key, null
+ * deletes, mode set), the records within the router's bound.
+ */
+static char *run_tool(rd_conv_t *d, const llm_rules_call_t *tc, bool *ok)
 {
-    json_t *rec = json_object_get(c->state, "records");
-    mh_json_merge(rec, json_object_get(args, "records"));
-    const json_t *mode = json_object_get(args, "mode");
-    if (json_is_string(mode))
-        json_object_set(c->state, "mode", (json_t *)mode);
-    /* The records must fit the router's bound (ROUTER_RECORDS_MAX, 64 KiB). */
-    char *dump = json_dumps(rec, JSON_COMPACT);
-    assert_non_null(dump);
-    assert_true(strlen(dump) <= 64 * 1024);
-    free(dump);
-    return json_pack("{s:s, s:s, s:s, s:b, s:s}", "role", "tool", "name", "state.update",
-                     "tool_call_id", "x", "ok", 1, "text", "{\"slots\":{},\"mode\":\"training\"}");
-}
-
-static json_t *run_tool(conv_t *c, const llm_rules_call_t *tc)
-{
-    json_t *res;
+    conv_t *c = (conv_t *)d;
     if (strcmp(tc->name, "training.scenario") == 0) {
         json_decref(c->scenario_args);
         c->scenario_args = json_incref(tc->arguments);
-        if (c->scenario_error != NULL) {
-            char text[256];
-            snprintf(text, sizeof(text), "{\"code\":\"invalid_tool_arguments\",\"message\":\"%s\"}",
-                     c->scenario_error);
-            res = json_pack("{s:s, s:s, s:b, s:s}", "role", "tool", "name", tc->name, "ok", 0,
-                            "text", text);
-        } else {
-            res = json_pack("{s:s, s:s, s:b, s:s}", "role", "tool", "name", tc->name, "ok", 1,
-                            "text", SCENARIO);
-        }
-    } else {
-        assert_string_equal(tc->name, "state.update");
-        res = apply_state_update(c, tc->arguments);
-        json_object_set_new(res, "name", json_string(tc->name));
+        if (c->scenario_error == NULL)
+            return strdup(SCENARIO);
+        char text[256];
+        snprintf(text, sizeof(text), "{\"code\":\"invalid_tool_arguments\",\"message\":\"%s\"}",
+                 c->scenario_error);
+        *ok = false;
+        return strdup(text);
     }
-    json_object_set_new(res, "tool_call_id", json_string(tc->id));
-    return res;
+    assert_string_equal(tc->name, "state.update");
+    rd_apply_update(d->state, tc->arguments);
+    /* The records must fit the router's bound (ROUTER_RECORDS_MAX, 64 KiB). */
+    char *dump = json_dumps(json_object_get(d->state, "records"), JSON_COMPACT);
+    assert_non_null(dump);
+    assert_true(strlen(dump) <= 64 * 1024);
+    free(dump);
+    return strdup("{\"slots\":{},\"mode\":\"training\"}");
 }
 
-/* One turn: the engine's steps until it answers with text (at most max_steps 4). New text. */
+static void conv_init(conv_t *c, const char *lang)
+{
+    memset(c, 0, sizeof(*c));
+    rd_conv_init(&c->d, "life_trainer", llm_rules_life_trainer, lang,
+                 json_pack("{s:{}}", "records"));
+    c->d.step = step;
+    c->d.tool = run_tool;
+    c->d.max_steps = 4;
+    c->d.trace_env = "TRAINER_TEST_PRINT"; /* to read the answers while debugging */
+}
+
+static void conv_free(conv_t *c)
+{
+    rd_conv_free(&c->d);
+    json_decref(c->scenario_args);
+}
+
+/* One turn: the engine's steps until it answers with text (at most 4). New text. */
 static char *turn(conv_t *c, const char *user)
 {
-    append_user(c, user);
-    for (c->steps = 1; c->steps <= 4; c->steps++) {
-        llm_call_t call;
-        llm_tool_t tools[2];
-        llm_rules_out_t out;
-        build_call(c, &call, tools);
-        llm_rules_out_init(&out);
-        assert_int_equal(llm_rules_life_trainer(&call, &out), 0);
-        if (out.type == LLM_RESULT_TEXT) {
-            char *text = strdup(llm_buf_str(&out.text));
-            if (getenv("TRAINER_TEST_PRINT") != NULL) /* to read the answers while debugging */
-                printf("> %s\n%s\n\n", user, text);
-            json_array_append_new(c->msgs,
-                                  json_pack("{s:s, s:s}", "role", "assistant", "text", text));
-            llm_rules_out_clear(&out);
-            return text;
-        }
-        json_t *calls = json_array();
-        for (size_t i = 0; i < out.n_calls; i++)
-            json_array_append_new(calls, json_pack("{s:s, s:s, s:O}", "id", out.calls[i].id, "name",
-                                                   out.calls[i].name, "arguments",
-                                                   out.calls[i].arguments));
-        json_array_append_new(c->msgs, json_pack("{s:s, s:s, s:o}", "role", "assistant", "text", "",
-                                                 "tool_calls", calls));
-        for (size_t i = 0; i < out.n_calls; i++)
-            json_array_append_new(c->msgs, run_tool(c, &out.calls[i]));
-        llm_rules_out_clear(&out);
-    }
-    fail_msg("the engine did not answer within 4 steps");
-    return NULL;
+    return strdup(rd_say(&c->d, user));
 }
 
 static const json_t *rec_get(conv_t *c, const char *key)
 {
-    return json_object_get(json_object_get(c->state, "records"), key);
+    return rd_record(&c->d, key);
 }
 
 static const char *mode_of(conv_t *c)
 {
-    const char *m = json_string_value(json_object_get(c->state, "mode"));
-    return m ? m : "";
-}
-
-static void assert_contains(const char *hay, const char *needle)
-{
-    if (strstr(hay, needle) == NULL)
-        fail_msg("\"%s\" not in \"%s\"", needle, hay);
+    return rd_mode(&c->d);
 }
 
 static void start_zh(conv_t *c)
 {
     conv_init(c, "zh");
     char *t = turn(c, "开始陪练 重疾险");
-    assert_int_equal(c->steps, 3); /* scenario, state.update, answer */
+    assert_int_equal(c->d.steps, 3); /* scenario, state.update, answer */
     free(t);
 }
 
@@ -312,7 +267,7 @@ static void test_start(void **state)
     conv_t c;
     conv_init(&c, "zh");
     char *t = turn(&c, "开始陪练 重疾险 has_social_insurance think_later");
-    assert_int_equal(c.steps, 3);
+    assert_int_equal(c.d.steps, 3);
     /* The scenario call: the critical-illness product, a seed from the message, the ids. */
     assert_string_equal(json_string_value(json_object_get(c.scenario_args, "product_id")),
                         "ci-guard-2024");
@@ -333,8 +288,8 @@ static void test_start(void **state)
     assert_int_equal(json_array_size(rec_get(&c, "strategies")), 0);
     assert_int_equal(json_array_size(rec_get(&c, "rubric")), 5);
     /* The answer: the persona and the first objection in character. */
-    assert_contains(t, "王先生，35岁，中学教师");
-    assert_contains(t, "【客户·王先生】我有医保了，不需要重疾险。");
+    rd_assert_has(t, "王先生，35岁，中学教师");
+    rd_assert_has(t, "【客户·王先生】我有医保了，不需要重疾险。");
     free(t);
 
     /* The same start message gives the same seed; another one another seed. */
@@ -408,17 +363,17 @@ static void test_two_strategies_two_reactions(void **state)
     start_zh(&b);
     char *ta = turn(&a, "您身边有没有人生过大病？");
     char *tb = turn(&b, "医保只管报销，重疾险是确诊后一次性给付，弥补收入损失。");
-    assert_int_equal(a.steps, 2); /* state.update, answer */
+    assert_int_equal(a.d.steps, 2); /* state.update, answer */
     /* Asking about experience: the customer opens up and tells a story. */
-    assert_contains(ta, "【客户·王先生】说到这个，我舅舅前年中风了。");
+    rd_assert_has(ta, "【客户·王先生】说到这个，我舅舅前年中风了。");
     /* Contrasting reimbursement with a lump sum: a follow-up about income. */
-    assert_contains(tb, "【客户·王先生】那我半年上不了班，工资谁管？");
+    rd_assert_has(tb, "【客户·王先生】那我半年上不了班，工资谁管？");
     assert_null(strstr(ta, "工资谁管"));
     assert_null(strstr(tb, "舅舅"));
     /* Coach feedback and a better phrasing after each trainee turn. */
-    assert_contains(ta, "【教练点评】识别到的策略：询问客户亲身经历（有效）");
-    assert_contains(ta, "更好的说法：“医保报销看病的钱，重疾险一次性给付。”");
-    assert_contains(tb, "识别到的策略：对比报销型与给付型（有效）");
+    rd_assert_has(ta, "【教练点评】识别到的策略：询问客户亲身经历（有效）");
+    rd_assert_has(ta, "更好的说法：“医保报销看病的钱，重疾险一次性给付。”");
+    rd_assert_has(tb, "识别到的策略：对比报销型与给付型（有效）");
     /* The log quotes the trainee. */
     const json_t *la = json_array_get(rec_get(&a, "strategies"), 0);
     assert_string_equal(json_string_value(json_object_get(la, "strategy")), "ask_experience");
@@ -457,25 +412,24 @@ static void test_session_and_score(void **state)
     start_zh(&c);
     free(turn(&c, "您身边有没有人生过大病？"));
     char *t2 = turn(&c, "我理解。医保只管报销，重疾险是确诊后一次性给付，弥补收入损失。");
-    assert_contains(t2, "那我半年上不了班，工资谁管？……医保管看病，重疾险管生活。");
-    assert_contains(t2, "（客户又想到一个顾虑）\n【客户·王先生】我再考虑考虑。");
-    assert_contains(t2, "（同时用到：共情认同）");
+    rd_assert_has(t2, "那我半年上不了班，工资谁管？……医保管看病，重疾险管生活。");
+    rd_assert_has(t2, "（客户又想到一个顾虑）\n【客户·王先生】我再考虑考虑。");
+    rd_assert_has(t2, "（同时用到：共情认同）");
     assert_int_equal(json_integer_value(rec_get(&c, "current")), 1);
     char *t3 = turn(&c, "您今天必须签，不买就后悔！");
-    assert_contains(t3, "【客户·王先生】你越催我越不想买。");
-    assert_contains(t3, "识别到的策略：施压逼单（需改进）");
+    rd_assert_has(t3, "【客户·王先生】你越催我越不想买。");
+    rd_assert_has(t3, "识别到的策略：施压逼单（需改进）");
     assert_int_equal(json_integer_value(rec_get(&c, "resistance")), 3);
     assert_string_equal(mode_of(&c), "training");
     char *t4 = turn(&c, "我明白您的顾虑，我先给您做个方案试算，周末约个时间再聊，好吗？");
-    assert_contains(t4, "行，周末再约。");
-    assert_contains(t4, "本次陪练结束");
-    assert_contains(t4, "【陪练评分】总分 54/100（化解异议 2/2，共 4 轮）");
-    assert_contains(t4,
-                    "需求挖掘（权重 25%）：45 分。依据：第1轮“您身边有没有人生过大病？”（+35）");
-    assert_contains(t4, "产品知识（权重 20%）：50 分");
-    assert_contains(t4, "异议处理（权重 25%）：60 分");
-    assert_contains(t4, "情绪连接（权重 15%）：70 分");
-    assert_contains(t4, "成交引导（权重 15%）：50 分");
+    rd_assert_has(t4, "行，周末再约。");
+    rd_assert_has(t4, "本次陪练结束");
+    rd_assert_has(t4, "【陪练评分】总分 54/100（化解异议 2/2，共 4 轮）");
+    rd_assert_has(t4, "需求挖掘（权重 25%）：45 分。依据：第1轮“您身边有没有人生过大病？”（+35）");
+    rd_assert_has(t4, "产品知识（权重 20%）：50 分");
+    rd_assert_has(t4, "异议处理（权重 25%）：60 分");
+    rd_assert_has(t4, "情绪连接（权重 15%）：70 分");
+    rd_assert_has(t4, "成交引导（权重 15%）：50 分");
     assert_string_equal(mode_of(&c), "training_done");
 
     const json_t *score = rec_get(&c, "score");
@@ -497,8 +451,8 @@ static void test_session_and_score(void **state)
 
     /* After the session: the score and how to start again. */
     char *t5 = turn(&c, "谢谢");
-    assert_contains(t5, "总分 54/100");
-    assert_contains(t5, "开始陪练");
+    rd_assert_has(t5, "总分 54/100");
+    rd_assert_has(t5, "开始陪练");
     free(t2);
     free(t3);
     free(t4);
@@ -513,11 +467,11 @@ static void test_end_command(void **state)
     start_zh(&c);
     free(turn(&c, "您身边有没有人生过大病？"));
     char *t = turn(&c, "结束陪练");
-    assert_contains(t, "本次陪练到此结束");
+    rd_assert_has(t, "本次陪练到此结束");
     /* 10 + 35 = 45; 0 resolved -> objection handling 0; emotional 10 + 20 = 30; closing 0;
      * product 10: total (25x45 + 20x10 + 0 + 15x30 + 0) / 100 = 17.75 -> 18. */
-    assert_contains(t, "总分 18/100（化解异议 0/2，共 1 轮）");
-    assert_contains(t, "产品知识（权重 20%）：10 分。依据：本次没有相关表现");
+    rd_assert_has(t, "总分 18/100（化解异议 0/2，共 1 轮）");
+    rd_assert_has(t, "产品知识（权重 20%）：10 分。依据：本次没有相关表现");
     assert_string_equal(mode_of(&c), "training_done");
     const json_t *out0 = json_array_get(rec_get(&c, "outcomes"), 0);
     assert_false(json_is_true(json_object_get(out0, "resolved")));
@@ -532,15 +486,15 @@ static void test_repeat_and_move_on(void **state)
     start_zh(&c);
     char *t = turn(&c, "好的。");
     /* No strategy: the customer repeats the objection; the coach says so. */
-    assert_contains(t, "【客户·王先生】我还是觉得有医保就够了。");
-    assert_contains(t, "没有识别出明确的话术策略");
+    rd_assert_has(t, "【客户·王先生】我还是觉得有医保就够了。");
+    rd_assert_has(t, "没有识别出明确的话术策略");
     free(t);
     free(turn(&c, "嗯嗯。"));
     free(turn(&c, "这样啊。"));
     t = turn(&c, "是吗。");
     /* Fourth turn without progress: the customer moves on unconvinced. */
-    assert_contains(t, "先放一放吧");
-    assert_contains(t, "我再考虑考虑。");
+    rd_assert_has(t, "先放一放吧");
+    rd_assert_has(t, "我再考虑考虑。");
     assert_int_equal(json_integer_value(rec_get(&c, "current")), 1);
     const json_t *out0 = json_array_get(rec_get(&c, "outcomes"), 0);
     assert_false(json_is_true(json_object_get(out0, "resolved")));
@@ -555,18 +509,18 @@ static void test_english(void **state)
     conv_t c;
     conv_init(&c, "en");
     char *t = turn(&c, "start training critical illness");
-    assert_contains(t, "Mr Wang, 35, teacher");
-    assert_contains(t, "[Customer Mr Wang] I have social insurance, I don't need it.");
+    rd_assert_has(t, "Mr Wang, 35, teacher");
+    rd_assert_has(t, "[Customer Mr Wang] I have social insurance, I don't need it.");
     free(t);
     t = turn(&c, "Have you ever seen anyone you know fall seriously ill?");
-    assert_contains(t, "[Customer Mr Wang] Now that you ask, my uncle had a stroke.");
-    assert_contains(t, "[Coach] Strategy detected: Asking about the customer's own experience");
-    assert_contains(t, "A better phrasing: \"Social insurance reimburses bills");
+    rd_assert_has(t, "[Customer Mr Wang] Now that you ask, my uncle had a stroke.");
+    rd_assert_has(t, "[Coach] Strategy detected: Asking about the customer's own experience");
+    rd_assert_has(t, "A better phrasing: \"Social insurance reimburses bills");
     free(t);
     t = turn(&c, "end training");
-    assert_contains(t, "[Score] Total 18/100 (objections resolved 0/2, 1 turns)");
-    assert_contains(t, "Needs discovery (weight 25%): 45. Evidence: turn 1 \"Have you ever seen "
-                       "anyone you know fall seriously ill?\" (+35)");
+    rd_assert_has(t, "[Score] Total 18/100 (objections resolved 0/2, 1 turns)");
+    rd_assert_has(t, "Needs discovery (weight 25%): 45. Evidence: turn 1 \"Have you ever seen "
+                     "anyone you know fall seriously ill?\" (+35)");
     free(t);
     conv_free(&c);
 }
@@ -577,13 +531,13 @@ static void test_no_session_and_errors(void **state)
     conv_t c;
     conv_init(&c, "zh");
     char *t = turn(&c, "你好");
-    assert_int_equal(c.steps, 1);
-    assert_contains(t, "开始陪练 重疾险");
+    assert_int_equal(c.d.steps, 1);
+    rd_assert_has(t, "开始陪练 重疾险");
     free(t);
     /* A scenario error (unknown objection id) is explained. */
     c.scenario_error = "objection_set[0]: unknown objection";
     t = turn(&c, "开始陪练 no_such_objection");
-    assert_contains(t, "无法生成陪练场景（objection_set[0]: unknown objection）");
+    rd_assert_has(t, "无法生成陪练场景（objection_set[0]: unknown objection）");
     assert_string_equal(mode_of(&c), "");
     free(t);
     conv_free(&c);
@@ -592,8 +546,8 @@ static void test_no_session_and_errors(void **state)
     conv_init(&c, "zh");
     c.no_state_tool = true;
     t = turn(&c, "开始陪练");
-    assert_int_equal(c.steps, 2);
-    assert_contains(t, "我有医保了，不需要重疾险。");
+    assert_int_equal(c.d.steps, 2);
+    rd_assert_has(t, "我有医保了，不需要重疾险。");
     free(t);
     conv_free(&c);
 }
@@ -646,8 +600,8 @@ static void test_garbage_records(void **state)
         conv_init(&c, "zh");
         json_t *rec = json_loads(bad[i], 0, NULL);
         assert_non_null(rec);
-        json_object_set_new(c.state, "records", rec);
-        json_object_set_new(c.state, "mode", json_string("training"));
+        json_object_set_new(c.d.state, "records", rec);
+        json_object_set_new(c.d.state, "mode", json_string("training"));
         for (int k = 0; k < 6; k++)
             free(turn(&c, k == 5 ? "结束陪练" : "好"));
         conv_free(&c);
