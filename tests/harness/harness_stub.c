@@ -1,10 +1,12 @@
 /*
  * harness_stub.c - the protocol-faithful model stub for tests (mesh_harness.h),
- * and meshes whose llm workers use the openai backend against it.
+ * meshes whose llm workers use the openai backend against it, and the
+ * requests it recorded.
  */
 #define _GNU_SOURCE
 #include <libgen.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "mesh_harness.h"
@@ -102,4 +104,27 @@ int mh_openai_mesh_teardown(mh_mesh_t **mesh_p, mh_proc_t **stub_p)
     int rc = mh_mesh_teardown(mesh_p);
     mh_proc_destroy(stub_p);
     return rc;
+}
+
+json_t *mh_openai_stub_requests(const char *record, const char *model, const char *script)
+{
+    json_t *all = json_array();
+    FILE *f = fopen(record, "r");
+    if (f == NULL)
+        return all;
+    char *line = NULL;
+    size_t cap = 0;
+    while (getline(&line, &cap, f) > 0) {
+        json_error_t je;
+        json_t *o = json_loads(line, 0, &je);
+        const char *m = mh_json_str(json_object_get(o, "body"), "model");
+        const char *s = mh_json_str(o, "script");
+        if ((model != NULL && m != NULL && strcmp(m, model) == 0) ||
+            (script != NULL && s != NULL && strcmp(s, script) == 0))
+            json_array_append(all, o);
+        json_decref(o);
+    }
+    free(line);
+    fclose(f);
+    return all;
 }

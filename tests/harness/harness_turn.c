@@ -1,7 +1,8 @@
 /*
  * harness_turn.c - the requests the integration tests make again and again:
  * a customer's turn, a person's people-API call, reading a streamed answer
- * on a raw connection, and the cmocka group setup/teardown of a default mesh.
+ * on a raw connection, a strictly parsed /metrics scrape, and the cmocka
+ * group setup/teardown of a default mesh (or one with people-API keys).
  * Failures are cmocka assertions: these helpers run only inside a cmocka test
  * (the group functions only as cmocka group setup/teardown).
  */
@@ -19,10 +20,12 @@
 #include <cmocka.h>
 
 #include "mesh_harness.h"
+#include "prom_parse.h"
 
-#define TURN_TIMEOUT_MS   15000
-#define PEOPLE_TIMEOUT_MS 10000
-#define STREAM_CAP        (1 << 16)
+#define TURN_TIMEOUT_MS    15000
+#define PEOPLE_TIMEOUT_MS  10000
+#define STREAM_CAP         (1 << 16)
+#define METRICS_TIMEOUT_MS 10000
 
 mh_mesh_t *mh_group_mesh;
 
@@ -38,6 +41,29 @@ int mh_group_setup(void **state)
     (void)state;
     mh_group_mesh = mh_mesh_start(NULL);
     return mh_group_mesh != NULL ? 0 : -1;
+}
+
+int mh_people_group_setup(const char *people_keys, const char *const memory_env[], const char *tag,
+                          char *conv, size_t conv_size)
+{
+    /* mh_proc_spawn copies the environment: keys_kv need not outlive this call. */
+    char keys_kv[512];
+    int n = snprintf(keys_kv, sizeof(keys_kv), "MESH_PEOPLE_KEYS=%s", people_keys);
+    if (n < 0 || (size_t)n >= sizeof(keys_kv))
+        return -1;
+    mh_mesh_opts_t o;
+    memset(&o, 0, sizeof(o));
+    o.env[MH_GATEWAY][0] = keys_kv;
+    for (size_t i = 0; memory_env != NULL && memory_env[i] != NULL; i++) {
+        if (i + 1 >= MH_MAX_ENV)
+            return -1;
+        o.env[MH_MEMORY][i] = memory_env[i];
+    }
+    mh_group_mesh = mh_mesh_start(&o);
+    if (mh_group_mesh == NULL)
+        return -1;
+    mh_conv_id(conv, conv_size, tag);
+    return 0;
 }
 
 int mh_group_teardown(void **state)
@@ -176,4 +202,20 @@ int mh_policy_lookup(mh_mesh_t *m, const char *policy_no, int timeout_ms, json_t
     int st = mh_mesh_call(m, "tools", "tool.call", NULL, args, timeout_ms, data_out);
     json_decref(args);
     return st;
+}
+
+struct mh_prom *mh_metrics_scrape(int port, const char *who)
+{
+    char url[128];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/metrics", port);
+    mh_http_resp_t r;
+    memset(&r, 0, sizeof(r));
+    assert_int_equal(mh_http("GET", url, NULL, NULL, METRICS_TIMEOUT_MS, &r), 0);
+    assert_int_equal(r.status, 200);
+    mh_prom_t *doc = NULL;
+    char err[MH_PROM_ERR_MAX];
+    if (mh_prom_parse(r.body, r.body_len, &doc, err, sizeof(err)) != 0)
+        fail_msg("%s /metrics is not valid text format: %s", who, err);
+    mh_http_resp_clear(&r);
+    return doc;
 }

@@ -469,4 +469,37 @@ mh_mesh_t *mh_openai_mesh_start(int port, const char *tiers, const char *const l
 /* Group teardown of a mesh and its stub: mh_mesh_teardown(mesh_p), then the stub destroyed. */
 int mh_openai_mesh_teardown(mh_mesh_t **mesh_p, mh_proc_t **stub_p);
 
+/* ------------------ shared pieces of the integration tests (harness_turn.c, harness_stub.c) */
+
+struct mh_prom; /* prom_parse.h: mh_prom_t */
+
+/*
+ * GET http://127.0.0.1:<port>/metrics and parse it strictly (mh_prom_parse);
+ * fails the test unless it answers 200 with valid text format (who names the
+ * service in the message, e.g. "router"). Returns the document: free it with
+ * mh_prom_free. Only inside a cmocka test.
+ */
+struct mh_prom *mh_metrics_scrape(int port, const char *who);
+
+/* The people-API key of "anna", the person the handoff tests log in as. */
+#define MH_ANNA_KEY "anna-key-0123456789abcdef"
+
+/*
+ * cmocka group setup of mh_group_mesh for the people API: the gateway gets
+ * MESH_PEOPLE_KEYS=people_keys ("name:key[,name:key]"), the memory workers
+ * memory_env (NULL-terminated "K=V" list, may be NULL), and conv gets a
+ * conversation id "<tag>-<pid>" (mh_conv_id). Tear down with
+ * mh_group_teardown. 0 or -1.
+ */
+int mh_people_group_setup(const char *people_keys, const char *const memory_env[], const char *tag,
+                          char *conv, size_t conv_size);
+
+/*
+ * The model stub's recorded requests (the file mh_openai_stub_start wrote to
+ * record_out), in order, that asked for model (body.model) or that the stub
+ * answered with script; a NULL criterion matches nothing. A new array (caller
+ * decrefs), empty when nothing was recorded yet.
+ */
+json_t *mh_openai_stub_requests(const char *record, const char *model, const char *script);
+
 #endif

@@ -32,8 +32,6 @@
 #include "mesh_harness.h"
 #include "prom_parse.h"
 
-#define SCRAPE_WAIT_MS 5000
-
 static int s_metrics_port;
 
 static mh_mesh_t *start_mesh(const char *early)
@@ -56,18 +54,11 @@ static mh_mesh_t *start_mesh(const char *early)
 /* mesh_router_early_start_total{outcome} on the (only) router now. */
 static double early(const char *outcome)
 {
-    char url[128], match[64];
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d/metrics", s_metrics_port);
+    char match[64];
     snprintf(match, sizeof(match), "outcome=%s", outcome);
-    mh_http_resp_t r;
-    memset(&r, 0, sizeof(r));
-    assert_int_equal(mh_http("GET", url, NULL, NULL, SCRAPE_WAIT_MS, &r), 0);
-    assert_int_equal(r.status, 200);
-    mh_prom_t *doc = NULL;
-    assert_int_equal(mh_prom_parse(r.body, r.body_len, &doc, NULL, 0), 0);
+    mh_prom_t *doc = mh_metrics_scrape(s_metrics_port, "router");
     double v = mh_prom_sum(doc, "mesh_router_early_start_total", match);
     mh_prom_free(&doc);
-    mh_http_resp_clear(&r);
     return v;
 }
 

@@ -13,36 +13,26 @@
  * answer: 4 entries, seq 4), then writes twice while waiting (seq 6; the log
  * still holds 4 entries), a person claims and replies (seq 7).
  */
-#define _GNU_SOURCE
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <cmocka.h>
 
 #include "mesh_harness.h"
 
 #define T_TIMEOUT_MS 10000
-#define KEY_ANNA     "anna-key-0123456789abcdef"
 
 static char s_conv[64];
 
 static int group_setup(void **state)
 {
     (void)state;
-    mh_mesh_opts_t o;
-    memset(&o, 0, sizeof(o));
-    o.env[MH_GATEWAY][0] = "MESH_PEOPLE_KEYS=anna:" KEY_ANNA;
-    o.env[MH_MEMORY][0] = "MESH_HISTORY_MAX=4";
-    mh_group_mesh = mh_mesh_start(&o);
-    if (!mh_group_mesh)
-        return -1;
-    snprintf(s_conv, sizeof(s_conv), "trim-%d", (int)getpid());
-    return 0;
+    static const char *const memory_env[] = {"MESH_HISTORY_MAX=4", NULL};
+    return mh_people_group_setup("anna:" MH_ANNA_KEY, memory_env, "trim", s_conv, sizeof(s_conv));
 }
 
 static long long last_seq(const json_t *transcript)
@@ -68,7 +58,7 @@ static void test_seq_after_trim(void **state)
 
     /* The log holds the newest 4 entries, numbered 3..6 (not 1..4). */
     mh_http_resp_t t;
-    mh_handoff_http(mh_group_mesh, "GET", s_conv, NULL, KEY_ANNA, NULL, &t);
+    mh_handoff_http(mh_group_mesh, "GET", s_conv, NULL, MH_ANNA_KEY, NULL, &t);
     assert_int_equal(t.status, 200);
     assert_int_equal(json_array_size(json_object_get(t.json, "messages")), 4);
     assert_int_equal(last_seq(t.json), 6);
@@ -76,10 +66,10 @@ static void test_seq_after_trim(void **state)
                         "我等一下");
     mh_http_resp_clear(&t);
 
-    mh_handoff_http(mh_group_mesh, "POST", s_conv, "claim", KEY_ANNA, "{}", &r);
+    mh_handoff_http(mh_group_mesh, "POST", s_conv, "claim", MH_ANNA_KEY, "{}", &r);
     assert_int_equal(r.status, 200);
     mh_http_resp_clear(&r);
-    mh_handoff_http(mh_group_mesh, "POST", s_conv, "reply", KEY_ANNA,
+    mh_handoff_http(mh_group_mesh, "POST", s_conv, "reply", MH_ANNA_KEY,
                     "{\"text\":\"您好，我是客服 Anna，马上为您处理。\"}", &r);
     assert_int_equal(r.status, 200);
     mh_http_resp_clear(&r);

@@ -10,35 +10,25 @@
  *   4. after the release the bot answers the next message again, and the
  *      conversation keeps its collected slots.
  */
-#define _GNU_SOURCE
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <cmocka.h>
 
 #include "mesh_harness.h"
 
 #define T_TIMEOUT_MS 10000
-#define KEY_ANNA     "anna-key-0123456789abcdef"
 
 static char s_conv[64];
 
 static int group_setup(void **state)
 {
     (void)state;
-    mh_mesh_opts_t o;
-    memset(&o, 0, sizeof(o));
-    o.env[MH_GATEWAY][0] = "MESH_PEOPLE_KEYS=anna:" KEY_ANNA;
-    mh_group_mesh = mh_mesh_start(&o);
-    if (!mh_group_mesh)
-        return -1;
-    snprintf(s_conv, sizeof(s_conv), "flow-%d", (int)getpid());
-    return 0;
+    return mh_people_group_setup("anna:" MH_ANNA_KEY, NULL, "flow", s_conv, sizeof(s_conv));
 }
 
 /* Position of the user message with text in the transcript (-1 when absent). */
@@ -79,7 +69,7 @@ static void test_flow(void **state)
     mh_http_resp_clear(&r);
 
     /* 2b. A person claims it; the bot stays silent while they hold it. */
-    mh_handoff_http(mh_group_mesh, "POST", s_conv, "claim", KEY_ANNA, NULL, &r);
+    mh_handoff_http(mh_group_mesh, "POST", s_conv, "claim", MH_ANNA_KEY, NULL, &r);
     assert_int_equal(r.status, 200);
     mh_http_resp_clear(&r);
     mh_turn(mh_group_mesh, s_conv, m3, "c3", "claims_intake", &r);
@@ -89,7 +79,7 @@ static void test_flow(void **state)
 
     /* Nothing the customer said is lost: all three in order, and no bot answer after m1. */
     mh_http_resp_t t;
-    mh_handoff_http(mh_group_mesh, "GET", s_conv, NULL, KEY_ANNA, NULL, &t);
+    mh_handoff_http(mh_group_mesh, "GET", s_conv, NULL, MH_ANNA_KEY, NULL, &t);
     assert_int_equal(t.status, 200);
     int p1 = user_pos(t.json, m1), p2 = user_pos(t.json, m2), p3 = user_pos(t.json, m3);
     assert_true(p1 >= 0 && p2 > p1 && p3 > p2);
@@ -104,7 +94,7 @@ static void test_flow(void **state)
     mh_http_resp_clear(&t);
 
     /* 3. The person answers; the customer's event stream gets it. */
-    mh_handoff_http(mh_group_mesh, "POST", s_conv, "reply", KEY_ANNA,
+    mh_handoff_http(mh_group_mesh, "POST", s_conv, "reply", MH_ANNA_KEY,
                     "{\"text\":\"Hi, this is Anna from claims. I will call you now.\"}", &r);
     assert_int_equal(r.status, 200);
     mh_http_resp_clear(&r);
@@ -115,7 +105,7 @@ static void test_flow(void **state)
     free(ev);
 
     /* 4. Release: the bot answers again, the slots are still there. */
-    mh_handoff_http(mh_group_mesh, "POST", s_conv, "release", KEY_ANNA,
+    mh_handoff_http(mh_group_mesh, "POST", s_conv, "release", MH_ANNA_KEY,
                     "{\"summary\":\"called the customer, continue the intake\"}", &r);
     assert_int_equal(r.status, 200);
     mh_http_resp_clear(&r);
@@ -124,7 +114,7 @@ static void test_flow(void **state)
     assert_null(json_object_get(r.json, "handoff"));
     assert_true(json_integer_value(json_object_get(r.json, "steps")) > 0);
     mh_http_resp_clear(&r);
-    mh_handoff_http(mh_group_mesh, "GET", s_conv, NULL, KEY_ANNA, NULL, &t);
+    mh_handoff_http(mh_group_mesh, "GET", s_conv, NULL, MH_ANNA_KEY, NULL, &t);
     assert_string_equal(mh_json_str(json_object_get(t.json, "handoff"), "state"), "bot");
     assert_true(user_pos(t.json, m4) > p3);
     assert_true(json_object_size(json_object_get(t.json, "slots")) > 0);

@@ -45,25 +45,13 @@ static int group_setup(void **state)
 static int group_teardown(void **state)
 {
     (void)state;
-    bool alive = s_mesh != NULL && mh_mesh_all_alive(s_mesh);
-    bool clean = mh_mesh_stop(&s_mesh) == 0;
-    return alive && clean ? 0 : -1;
+    return mh_mesh_teardown(&s_mesh);
 }
 
 /* mesh_handoff_queue_length from memory's /metrics (strictly parsed), -1 when absent. */
 static double queue_length(void)
 {
-    char url[128];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d/metrics", s_metrics_port);
-    mh_http_resp_t r;
-    memset(&r, 0, sizeof r);
-    assert_int_equal(mh_http("GET", url, NULL, NULL, T_TIMEOUT_MS, &r), 0);
-    assert_int_equal(r.status, 200);
-    char err[MH_PROM_ERR_MAX];
-    mh_prom_t *doc = NULL;
-    if (mh_prom_parse(r.body, r.body_len, &doc, err, sizeof err) != 0)
-        fail_msg("memory /metrics is not valid text format: %s", err);
-    mh_http_resp_clear(&r);
+    mh_prom_t *doc = mh_metrics_scrape(s_metrics_port, "memory");
     double v = -1;
     if (mh_prom_find(doc, "mesh_handoff_queue_length", NULL, &v) != 1)
         v = -1;

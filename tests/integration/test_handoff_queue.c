@@ -88,20 +88,10 @@ static void turn(const char *conv, const char *mid, const char *text, const char
     assert_int_equal(mem("turn.end", conv, args, NULL), 0);
 }
 
+/* Memory's /metrics, parsed strictly. */
 static mh_prom_t *scrape(void)
 {
-    char url[128];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d/metrics", s_metrics_port);
-    mh_http_resp_t r;
-    memset(&r, 0, sizeof r);
-    assert_int_equal(mh_http("GET", url, NULL, NULL, CALL_TIMEOUT_MS, &r), 0);
-    assert_int_equal(r.status, 200);
-    char err[MH_PROM_ERR_MAX];
-    mh_prom_t *doc = NULL;
-    if (mh_prom_parse(r.body, r.body_len, &doc, err, sizeof err) != 0)
-        fail_msg("memory /metrics is not valid text format: %s", err);
-    mh_http_resp_clear(&r);
-    return doc;
+    return mh_metrics_scrape(s_metrics_port, "memory");
 }
 
 /* The list item of conv in a handoff.list reply, or NULL. */

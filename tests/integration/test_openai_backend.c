@@ -94,23 +94,7 @@ static void conv_id(char *out, size_t n, const char *what)
 /* The stub's recorded requests for script name (new array; caller decrefs). */
 static json_t *requests_for(const char *name)
 {
-    json_t *all = json_array();
-    FILE *f = fopen(s_record, "r");
-    if (f == NULL)
-        return all;
-    char *line = NULL;
-    size_t cap = 0;
-    while (getline(&line, &cap, f) > 0) {
-        json_error_t je;
-        json_t *o = json_loads(line, 0, &je);
-        const char *s = mh_json_str(o, "script");
-        if (s != NULL && strcmp(s, name) == 0)
-            json_array_append(all, o);
-        json_decref(o);
-    }
-    free(line);
-    fclose(f);
-    return all;
+    return mh_openai_stub_requests(s_record, NULL, name);
 }
 
 static const char *reply_of(const mh_http_resp_t *r)

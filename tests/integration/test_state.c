@@ -39,22 +39,6 @@ static int group_setup(void **state)
     return s_mesh ? 0 : -1;
 }
 
-/* The router's /metrics, parsed strictly. */
-static mh_prom_t *scrape_router(void)
-{
-    char url[128];
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d/metrics", s_router_metrics_port);
-    mh_http_resp_t r;
-    assert_int_equal(mh_http_get(url, &r), 0);
-    assert_int_equal(r.status, 200);
-    mh_prom_t *doc = NULL;
-    char err[256];
-    if (mh_prom_parse(r.body, r.body_len, &doc, err, sizeof(err)) != 0)
-        fail_msg("router /metrics: %s", err);
-    mh_http_resp_clear(&r);
-    return doc;
-}
-
 static int group_teardown(void **state)
 {
     (void)state;
@@ -119,7 +103,7 @@ static void test_usage_totals(void **state)
     mh_http_resp_clear(&c);
 
     /* The router counts the tokens per agent and per tenant. */
-    mh_prom_t *doc = scrape_router();
+    mh_prom_t *doc = mh_metrics_scrape(s_router_metrics_port, "router");
     assert_true(mh_prom_sum(doc, "mesh_router_llm_tokens_total", "agent=policy_qa,kind=prompt") >=
                 (double)(p1 + p2));
     assert_true(mh_prom_sum(doc, "mesh_router_llm_tokens_total",

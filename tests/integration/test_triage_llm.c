@@ -123,39 +123,7 @@ static void conv_id(char *out, size_t n, const char *what)
  * set, that the stub answered with script); new array, caller decrefs. */
 static json_t *stub_requests(const char *model, const char *script)
 {
-    json_t *all = json_array();
-    FILE *f = fopen(s_record, "r");
-    if (f == NULL)
-        return all;
-    char *line = NULL;
-    size_t cap = 0;
-    while (getline(&line, &cap, f) > 0) {
-        json_error_t je;
-        json_t *o = json_loads(line, 0, &je);
-        const json_t *body = json_object_get(o, "body");
-        const char *m = mh_json_str(body, "model");
-        const char *s = mh_json_str(o, "script");
-        if ((model && m && strcmp(m, model) == 0) || (script && s && strcmp(s, script) == 0))
-            json_array_append(all, o);
-        json_decref(o);
-    }
-    free(line);
-    return all;
-}
-
-static mh_prom_t *scrape_router(void)
-{
-    char url[128];
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d/metrics", s_metrics_port);
-    mh_http_resp_t r;
-    assert_int_equal(mh_http_get(url, &r), 0);
-    assert_int_equal(r.status, 200);
-    mh_prom_t *doc = NULL;
-    char err[256];
-    if (mh_prom_parse(r.body, r.body_len, &doc, err, sizeof(err)) != 0)
-        fail_msg("router /metrics: %s", err);
-    mh_http_resp_clear(&r);
-    return doc;
+    return mh_openai_stub_requests(s_record, model, script);
 }
 
 /* ---- group 1: openai backend against the stub ---- */
@@ -292,7 +260,7 @@ static void test_requested_agent_skips_triage(void **state)
     json_decref(after);
 
     /* Every choice so far is counted by how it was made. */
-    mh_prom_t *doc = scrape_router();
+    mh_prom_t *doc = mh_metrics_scrape(s_metrics_port, "router");
     assert_true(mh_prom_sum(doc, "mesh_router_triage_total", "by=llm") >= 1);
     assert_true(mh_prom_sum(doc, "mesh_router_triage_total", "by=state") >= 1);
     assert_true(mh_prom_sum(doc, "mesh_router_triage_total", "by=keywords") >= 2);
